@@ -1,0 +1,71 @@
+"""The builder: turns what a source saw into a complete Heartbeat.
+
+Watcher activity becomes a file write heartbeat; a plugin's heartbeat keeps everything it
+sent and gains what detection knows and it did not say (project, branch, language, lines,
+dependencies). Privacy switches are applied here, before anything is stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from agent.config import Settings
+from agent.detect import DetectOptions, Detector
+from agent.heartbeat import Heartbeat
+from agent.useragent import full_user_agent
+
+# Placeholders a plugin sends for the server to resolve: never replaced here.
+SERVER_PLACEHOLDERS = ("<<LAST_PROJECT>>", "<<LAST_BRANCH>>")
+
+
+class HeartbeatBuilder:
+    def __init__(self, detector: Detector | None = None) -> None:
+        self.detector = detector or Detector(DetectOptions())
+
+    def from_file_write(self, path: str, at: float) -> Heartbeat | None:
+        """A save seen by the watcher; None when the file must not count."""
+        return self.complete(Heartbeat(entity=path, time=at, type="file", is_write=True))
+
+    def complete(self, hb: Heartbeat) -> Heartbeat | None:
+        """Fill in what detection knows; None when a privacy rule says skip."""
+        changes: dict[str, object] = {"user_agent": full_user_agent(hb.user_agent)}
+        if hb.type == "file" and not hb.is_unsaved_entity and os.path.isabs(hb.entity):
+            found = self.detector.detect(
+                hb.entity,
+                project=hb.project,
+                branch=hb.branch,
+                language=hb.language,
+                alternate_project=hb.alternate_project,
+                alternate_branch=hb.alternate_branch,
+                alternate_language=hb.alternate_language,
+            )
+            if found.skip:
+                return None
+            changes.update(
+                entity=found.entity,
+                project=found.project,
+                branch=found.branch,
+                language=found.language,
+                lines=hb.lines if hb.lines is not None else found.lines,
+                dependencies=hb.dependencies or list(found.dependencies) or None,
+            )
+        else:
+            changes.update(
+                project=hb.project or hb.alternate_project,
+                branch=hb.branch or hb.alternate_branch,
+                language=hb.language or hb.alternate_language,
+            )
+        return dataclasses.replace(hb, **changes)
+
+
+def detect_options(settings: Settings) -> DetectOptions:
+    hb = settings.heartbeats
+    return DetectOptions(
+        project_map=tuple(settings.projects.items()),
+        hide_file_names=hb.hide_file_names,
+        hide_project_names=hb.hide_project_names,
+        hide_branch_names=hb.hide_branch_names,
+        exclude_unknown_project=hb.exclude_unknown_project,
+        include_only_with_project_file=hb.include_only_with_project_file,
+    )

@@ -1,0 +1,1 @@
+"""One module per `agent` command; each has `main(argv) -> int`."""

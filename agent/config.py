@@ -1,0 +1,313 @@
+"""Settings and where they come from.
+
+Priority, highest first: command-line flags, `HEARTBEAT_AGENT_…` environment (nested with
+`__`), the TOML file, then — for the API key and URL only — `WAKATIME_API_KEY` and the
+user's `~/.wakatime.cfg`, so a WakaTime user needs no setup at all.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import platformdirs
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from agent import wakatime_cfg
+
+APP_NAME = "heartbeat-agent"
+DEFAULT_API_URL = "https://wakatime.com/api/v1"
+DEFAULT_IGNORED_DIRS = (
+    ".git",
+    ".hg",
+    ".svn",
+    "node_modules",
+    "__pycache__",
+    ".venv",
+    "venv",
+    ".tox",
+    ".mypy_cache",
+    ".pytest_cache",
+    "dist",
+    "build",
+    "target",
+    ".gradle",
+    ".idea",
+)
+
+
+class ConfigError(Exception):
+    """A setting that cannot be used; the message names the source, key and reason."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_api_url(url: str) -> str:
+    """HTTPS only, except a server on this machine (a self-hosted Wakapi on loopback)."""
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s) URL")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ValueError(f"{url!r} uses plain http; only https is allowed for non-loopback hosts")
+    return url
+
+
+ApiUrl = Annotated[str, AfterValidator(check_api_url)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class ApiSettings(Section):
+    url: ApiUrl = DEFAULT_API_URL
+    key: SecretStr | None = None
+    key_command: str | None = None  # like wakatime-cli's api_key_vault_cmd: prints the key
+    timeout: float = Field(30.0, gt=0, le=600)
+    proxy: str | None = None
+    ca_bundle: Path | None = None
+    hostname: str | None = None
+
+
+class DestinationSettings(Section):
+    name: str = Field(min_length=1)
+    url: ApiUrl
+    key: SecretStr | None = None
+    key_command: str | None = None
+    include: list[str] = []  # regexes on the file path; empty = every heartbeat
+    exclude: list[str] = []
+
+
+class WatchSettings(Section):
+    paths: list[Path] = []  # empty: the folder `agent run` starts in
+    exclude: list[str] = []
+    include: list[str] = []
+    ignored_dirs: list[str] = list(DEFAULT_IGNORED_DIRS)
+    follow_symlinks: bool = False
+    use_gitignore: bool = True
+
+
+class HeartbeatSettings(Section):
+    debounce_seconds: float = Field(2.0, ge=0)
+    autosave_interval: float = Field(30.0, gt=0)
+    heartbeat_interval: float = Field(120.0, gt=0)
+    storm_files: int = Field(25, ge=1)
+    storm_window: float = Field(2.0, gt=0)
+    plugin_grace: float = Field(120.0, ge=0)
+    hide_file_names: bool = False
+    hide_project_names: bool = False
+    hide_branch_names: bool = False
+    exclude_unknown_project: bool = False
+    include_only_with_project_file: bool = False
+
+
+class QueueSettings(Section):
+    path: Path | None = None  # default: heartbeats.sqlite3 in the user data dir
+    batch_size: int = Field(25, ge=1, le=1000)
+    max_queued: int = Field(1_000_000, ge=1000)
+    history_days: int = Field(30, ge=1)
+
+
+class IpcSettings(Section):
+    socket: Path | None = None  # default: $XDG_RUNTIME_DIR/heartbeat-agent/agent.sock
+
+
+class LogSettings(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    file: Path | None = None
+
+
+class OAuthSettings(Section):
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    authorize_url: str = "https://wakatime.com/oauth/authorize"
+    token_url: str = "https://wakatime.com/oauth/token"
+    scopes: list[str] = ["read_logged_time", "write_logged_time", "read_stats"]
+
+
+class Settings(BaseSettings):
+    """Everything the agent can be told; see config.example.toml."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HEARTBEAT_AGENT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    api: ApiSettings = ApiSettings()
+    destinations: list[DestinationSettings] = []
+    watch: WatchSettings = WatchSettings()
+    heartbeats: HeartbeatSettings = HeartbeatSettings()
+    projects: dict[str, str] = {}  # path regex -> project name ({0}-style captures)
+    queue: QueueSettings = QueueSettings()
+    ipc: IpcSettings = IpcSettings()
+    log: LogSettings = LogSettings()
+    oauth: OAuthSettings = OAuthSettings()
+
+    # Where the TOML file is, recorded for messages and `config show`.
+    config_file: Path | None = Field(default=None, exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, *_file_sources.get()
+
+    def database_path(self) -> Path:
+        return self.queue.path or Path(platformdirs.user_data_dir(APP_NAME)) / "heartbeats.sqlite3"
+
+    def socket_path(self) -> Path:
+        from agent.ipc.client import default_socket_path
+
+        return self.ipc.socket or default_socket_path()
+
+
+class _DictSource(PydanticBaseSettingsSource):
+    """A settings source that is a plain dict already read (the TOML file, ~/.wakatime.cfg)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self.data = data
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return self.data
+
+
+# The file-based sources of the load under way (settings_customise_sources is a classmethod).
+_file_sources: ContextVar[tuple[PydanticBaseSettingsSource, ...]] = ContextVar(
+    "file_sources", default=()
+)
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None) -> tuple[Path, bool]:
+    """The TOML file to read and whether the user named it (then it must exist)."""
+    if explicit:
+        return Path(explicit).expanduser(), True
+    if env := os.environ.get("HEARTBEAT_AGENT_CONFIG"):
+        return Path(env).expanduser(), True
+    return default_config_path(), False
+
+
+def read_toml(path: Path, required: bool) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"{path}: no such configuration file") from None
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def wakatime_fallback() -> dict[str, Any]:
+    """API key and URL from `WAKATIME_API_KEY` and ~/.wakatime.cfg, for a zero-setup start."""
+    settings = wakatime_cfg.load().get("settings", {})
+    api: dict[str, Any] = {}
+    key = os.environ.get("WAKATIME_API_KEY") or settings.get("api_key", "").strip()
+    if key:
+        api["key"] = key
+    elif vault := settings.get("api_key_vault_cmd", "").strip():
+        api["key_command"] = vault
+    if url := settings.get("api_url", "").strip():
+        api["url"] = url
+    return {"api": api} if api else {}
+
+
+def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Read every source and validate; raises ConfigError with one line naming the culprit."""
+    path, required = find_config_file(config_file)
+    file_data = read_toml(path, required)
+    fallback = wakatime_fallback()
+    token = _file_sources.set(
+        (
+            _DictSource(Settings, file_data),
+            _DictSource(Settings, _only_missing(fallback, file_data)),
+        )
+    )
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path, file_data, fallback)) from None
+    finally:
+        _file_sources.reset(token)
+    settings.config_file = path if path.exists() else None
+    return settings
+
+
+def _only_missing(fallback: dict[str, Any], file_data: dict[str, Any]) -> dict[str, Any]:
+    """The fallback only fills what the TOML file and the environment left unset."""
+    api = dict(fallback.get("api", {}))
+    file_api = file_data.get("api", {}) if isinstance(file_data.get("api"), dict) else {}
+    for name in list(api):
+        env = f"HEARTBEAT_AGENT_API__{name.upper()}"
+        if name in file_api or env in os.environ:
+            del api[name]
+    if "key" in file_api or "HEARTBEAT_AGENT_API__KEY" in os.environ:
+        api.pop("key_command", None)
+    return {"api": api} if api else {}
+
+
+def _describe(
+    exc: ValidationError, path: Path, file_data: dict[str, Any], fallback: dict[str, Any]
+) -> str:
+    error = exc.errors()[0]
+    loc = [str(part) for part in error["loc"]]
+    key = ".".join(loc)
+    env = "HEARTBEAT_AGENT_" + "__".join(part.upper() for part in loc)
+    if _lookup(file_data, error["loc"]) is not _MISSING:
+        source = str(path)
+    elif env in os.environ or f"HEARTBEAT_AGENT_{loc[0].upper()}" in os.environ:
+        source = f"environment {env}"
+    elif _lookup(fallback, error["loc"]) is not _MISSING:
+        source = str(wakatime_cfg.default_path())
+    else:
+        source = "settings"
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown setting"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{source}: {key}: {message}{more}"
+
+
+_MISSING = object()
+
+
+def _lookup(data: Any, loc: tuple[int | str, ...]) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return data

@@ -1,0 +1,230 @@
+"""The Heartbeat record: one moment of activity on one entity, as the WakaTime API names it.
+
+Standard library only: the plugin fast path and the IPC protocol validate with it.
+Every source (watcher, socket, compat command) produces these; the store keeps them as
+their API JSON, so what is delivered is exactly what was acknowledged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+ENTITY_TYPES = ("file", "app", "domain", "url", "event")
+CATEGORIES = (
+    "coding",
+    "building",
+    "indexing",
+    "debugging",
+    "browsing",
+    "running tests",
+    "writing tests",
+    "manual testing",
+    "writing docs",
+    "code reviewing",
+    "communicating",
+    "researching",
+    "learning",
+    "designing",
+    "ai coding",
+    "notes",
+    "meeting",
+    "planning",
+    "supporting",
+    "translating",
+    "advising",
+)
+MAX_TEXT = 4096
+# Times before 2000 or far in the future are a client's bug, not activity.
+MIN_TIME = 946_684_800.0
+MAX_TIME = 4_102_444_800.0
+
+
+class HeartbeatError(ValueError):
+    """A heartbeat that cannot be accepted; `problems` names each field at fault."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
+
+
+@dataclass(slots=True)
+class Heartbeat:
+    """A heartbeat with the API's field names; None means "not known"."""
+
+    entity: str
+    time: float
+    type: str = "file"
+    category: str = "coding"
+    is_write: bool = False
+    project: str | None = None
+    branch: str | None = None
+    language: str | None = None
+    dependencies: list[str] | None = None
+    lines: int | None = None
+    lineno: int | None = None
+    cursorpos: int | None = None
+    is_debugging: bool | None = None
+    is_unsaved_entity: bool | None = None
+    project_root_count: int | None = None
+    line_additions: int | None = None
+    line_deletions: int | None = None
+    ai_line_changes: int | None = None
+    human_line_changes: int | None = None
+    # The editor's user agent (`vim/9.0 vim-wakatime/11.0`); servers read editor and OS from it.
+    user_agent: str | None = None
+    # Hints that only shape detection: used where detection finds nothing, never sent.
+    alternate_project: str | None = field(default=None, metadata={"local": True})
+    alternate_branch: str | None = field(default=None, metadata={"local": True})
+    alternate_language: str | None = field(default=None, metadata={"local": True})
+    project_folder: str | None = field(default=None, metadata={"local": True})
+
+    def to_api(self) -> dict[str, Any]:
+        """The JSON object the heartbeats endpoints take (unknown fields left out)."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if not f.metadata.get("local") and getattr(self, f.name) is not None
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every known field, hints included: the form the IPC client sends to the daemon."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_mapping(cls, data: Any) -> Heartbeat:
+        """Validate untrusted input (a plugin's JSON, a stored row) into a Heartbeat.
+
+        Unknown keys are ignored; `plugin` is an alias of `user_agent`. Raises
+        HeartbeatError naming every field at fault.
+        """
+        if not isinstance(data, Mapping):
+            raise HeartbeatError({"heartbeat": "must be a JSON object"})
+        problems: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        if "user_agent" not in data and "plugin" in data:
+            data = {**data, "user_agent": data["plugin"]}
+        for f in fields(cls):
+            if f.name not in data or data[f.name] is None:
+                continue
+            try:
+                values[f.name] = _CHECKS[f.name](data[f.name])
+            except (TypeError, ValueError) as exc:
+                problems[f.name] = str(exc)
+        for required in ("entity", "time"):
+            if required not in values and required not in problems:
+                problems[required] = "is required"
+        if problems:
+            raise HeartbeatError(problems)
+        return cls(**values)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"must be a string, not {_kind(value)}")
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if len(value) > MAX_TEXT:
+        raise ValueError(f"must be at most {MAX_TEXT} characters")
+    return value
+
+
+def _entity(value: Any) -> str:
+    value = _text(value)
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _choice(options: tuple[str, ...]) -> Any:
+    def check(value: Any) -> str:
+        value = _text(value)
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return value
+
+    return check
+
+
+def _time(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"must be a number of seconds since the epoch, not {_kind(value)}")
+    value = float(value)
+    if not math.isfinite(value) or not MIN_TIME <= value <= MAX_TIME:
+        raise ValueError("must be a UNIX time in seconds between 2000 and 2100")
+    return value
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"must be an integer, not {_kind(value)}")
+    if not -(2**31) <= value < 2**31:
+        raise ValueError("is out of range")
+    return value
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"must be true or false, not {_kind(value)}")
+    return value
+
+
+def _dependencies(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part]
+    if not isinstance(value, list):
+        raise TypeError(f"must be a list of strings, not {_kind(value)}")
+    if len(value) > 1000:
+        raise ValueError("must have at most 1000 items")
+    return [_text(item) for item in value]
+
+
+def _kind(value: Any) -> str:
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
+
+
+_CHECKS: dict[str, Any] = {
+    "entity": _entity,
+    "time": _time,
+    "type": _choice(ENTITY_TYPES),
+    "category": _choice(CATEGORIES),
+    "is_write": _flag,
+    "is_debugging": _flag,
+    "is_unsaved_entity": _flag,
+    "dependencies": _dependencies,
+    **dict.fromkeys(
+        (
+            "lines",
+            "lineno",
+            "cursorpos",
+            "project_root_count",
+            "line_additions",
+            "line_deletions",
+            "ai_line_changes",
+            "human_line_changes",
+        ),
+        _count,
+    ),
+    **dict.fromkeys(
+        (
+            "project",
+            "branch",
+            "language",
+            "user_agent",
+            "alternate_project",
+            "alternate_branch",
+            "alternate_language",
+            "project_folder",
+        ),
+        _text,
+    ),
+}

@@ -1,0 +1,365 @@
+"""Delivery of one destination's queue with httpx: bulk POSTs, per-item results, backoff.
+
+The decisions (what an answer means, how long to wait) are plain functions and a Backoff
+that take their clock and randomness; `Sender` does the I/O for one batch at a time and
+`DeliveryLoop` runs it in a thread, sleeping only while there is nothing it may do.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from agent.store import HeartbeatStore, QueuedHeartbeat
+from agent.useragent import request_headers
+
+log = logging.getLogger(__name__)
+
+BULK_ROUTE = "users/current/heartbeats.bulk"
+SINGLE_ROUTE = "users/current/heartbeats"
+MAX_RETRY_AFTER = 3600.0
+AUTH_RETRY = 900.0  # after a 401/403, try again this rarely until the key changes
+
+
+def basic_authorization(api_key: str) -> str:
+    """wakatime-cli's header: Basic base64 of the key."""
+    return "Basic " + base64.b64encode(api_key.encode()).decode()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one destination's heartbeats go and how to authenticate there."""
+
+    name: str
+    url: str
+    # The Authorization header value, or None when no credentials are configured.
+    authorization: Callable[[], str | None]
+    # Called after a 401: may refresh credentials (OAuth); True if they changed.
+    refresh: Callable[[], bool] = lambda: False
+
+
+class Outcome(enum.Enum):
+    DELIVERED = "delivered"
+    REJECTED = "rejected"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    outcome: Outcome
+    reason: str | None = None
+
+
+def item_outcome(status: int) -> Outcome:
+    """Any 2xx is delivered; 429 and 5xx come back later; any other 4xx is refused."""
+    if 200 <= status < 300:
+        return Outcome.DELIVERED
+    if status == 429 or status >= 500 or status < 200:
+        return Outcome.RETRY
+    return Outcome.REJECTED
+
+
+def read_bulk_answer(body: Any, count: int) -> list[ItemResult] | None:
+    """The per-item results of a bulk answer (`{"responses": [[data, status], ...]}`), or
+    None when the body is not of that shape (then the request status decides for all)."""
+    responses = body.get("responses") if isinstance(body, dict) else None
+    if not isinstance(responses, list) or len(responses) != count:
+        return None
+    results = []
+    for item in responses:
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not isinstance(item[1], int)
+            or isinstance(item[1], bool)
+        ):
+            return None
+        outcome = item_outcome(item[1])
+        reason = None if outcome is Outcome.DELIVERED else _reason(item[1], item[0])
+        results.append(ItemResult(outcome, reason))
+    return results
+
+
+def _reason(status: int, body: Any) -> str:
+    """The server's words for a refusal, bounded, for the rejected list."""
+    detail: Any = body
+    if isinstance(body, dict):
+        detail = body.get("error") or body.get("errors") or body.get("message") or body
+    text = detail if isinstance(detail, str) else repr(detail)
+    return f"HTTP {status}: {text[:500]}"
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """A Retry-After header (seconds or an HTTP date) as a delay, bounded."""
+    if not value:
+        return None
+    try:
+        delay = float(value)
+    except ValueError:
+        try:
+            delay = parsedate_to_datetime(value).timestamp() - now
+        except (TypeError, ValueError):
+            return None
+    return min(max(delay, 0.0), MAX_RETRY_AFTER)
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter: base·2^(n-1), capped, scaled by 0.5–1.0 at random."""
+
+    base: float = 1.0
+    cap: float = 600.0
+    rng: Callable[[], float] = random.random
+    failures: int = 0
+
+    def next_delay(self, retry_after: float | None = None) -> float:
+        self.failures += 1
+        delay = min(self.cap, self.base * 2 ** (self.failures - 1)) * (0.5 + self.rng() / 2)
+        return max(delay, retry_after) if retry_after is not None else delay
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class Step(enum.Enum):
+    """What one delivery step came to, for the loop to decide when to run the next."""
+
+    IDLE = "idle"  # nothing queued
+    PROGRESS = "progress"  # a batch was settled; go on at once
+    RETRY = "retry"  # the server or network failed; wait `delay`
+    PAUSED = "paused"  # credentials missing or refused; wait for new ones
+
+
+@dataclass
+class StepResult:
+    step: Step
+    delay: float = 0.0
+    delivered: int = 0
+    rejected: int = 0
+
+
+@dataclass
+class DeliveryStatus:
+    """What `agent status` shows for a destination."""
+
+    last_delivery: float | None = None
+    last_error: str | None = None
+    paused: str | None = None
+    retry_at: float | None = None
+    delivered: int = 0
+    requests: int = 0
+
+
+class _RequestFailed(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class _AuthRefused(Exception):
+    pass
+
+
+@dataclass
+class Sender:
+    """Settles one destination's queue a batch at a time."""
+
+    store: HeartbeatStore
+    endpoint: Endpoint
+    client: httpx.Client
+    hostname: str
+    batch_size: int = 25
+    backoff: Backoff = field(default_factory=Backoff)
+    clock: Callable[[], float] = time.time
+    status: DeliveryStatus = field(default_factory=DeliveryStatus)
+    bulk: bool = True  # False once the server answered the bulk route 404/405
+    # The credentials last refused (401/403): not tried again until they change.
+    _refused: str | None = None
+
+    def step(self) -> StepResult:
+        batch = self.store.pending(self.endpoint.name, self.batch_size)
+        if not batch:
+            return StepResult(Step.IDLE)
+        authorization = self.endpoint.authorization()
+        if authorization is None:
+            return self._pause(
+                "no API key configured: set [api] key in the config file, HEARTBEAT_AGENT_API__KEY,"
+                " or api_key in ~/.wakatime.cfg"
+            )
+        if authorization == self._refused and self.status.paused:
+            return StepResult(Step.PAUSED, delay=AUTH_RETRY)
+        try:
+            results = self._settle(batch, authorization)
+        except _AuthRefused as exc:
+            if self.endpoint.refresh():
+                return StepResult(Step.PROGRESS)
+            self._refused = authorization
+            return self._pause(str(exc))
+        except _RequestFailed as exc:
+            delay = self.backoff.next_delay(exc.retry_after)
+            self.status.last_error = str(exc)
+            self.status.retry_at = self.clock() + delay
+            if self.backoff.failures == 1:
+                log.warning("%s: %s; retrying in %.0f s", self.endpoint.name, exc, delay)
+            return StepResult(Step.RETRY, delay=delay)
+        return self._record(batch, results)
+
+    def _record(self, batch: Sequence[QueuedHeartbeat], results: list[ItemResult]) -> StepResult:
+        delivered = [
+            hb.id for hb, r in zip(batch, results, strict=True) if r.outcome is Outcome.DELIVERED
+        ]
+        rejected = {
+            hb.id: r.reason or "rejected"
+            for hb, r in zip(batch, results, strict=True)
+            if r.outcome is Outcome.REJECTED
+        }
+        self.store.mark_delivered(self.endpoint.name, delivered)
+        if rejected:
+            self.store.mark_rejected(self.endpoint.name, rejected)
+            log.warning(
+                "%s: the server refused %d heartbeat(s), kept aside: %s",
+                self.endpoint.name,
+                len(rejected),
+                next(iter(rejected.values())),
+            )
+        if self.status.paused or self.status.last_error:
+            log.info("%s: delivering again", self.endpoint.name)
+        self.status.paused = self.status.last_error = self.status.retry_at = None
+        if delivered:
+            self.status.last_delivery = self.clock()
+            self.status.delivered += len(delivered)
+        if any(r.outcome is Outcome.RETRY for r in results):
+            # Some items were answered 429/5xx: the rest is settled, these wait.
+            delay = self.backoff.next_delay()
+            return StepResult(Step.RETRY, delay, len(delivered), len(rejected))
+        self.backoff.reset()
+        return StepResult(Step.PROGRESS, 0.0, len(delivered), len(rejected))
+
+    def forget_refusal(self) -> None:
+        """Try the credentials again even if they were refused before."""
+        self._refused = None
+
+    def _pause(self, why: str) -> StepResult:
+        if self.status.paused != why:
+            log.error("%s: delivery paused: %s; heartbeats stay queued", self.endpoint.name, why)
+        self.status.paused = why
+        return StepResult(Step.PAUSED, delay=AUTH_RETRY)
+
+    def _settle(self, batch: Sequence[QueuedHeartbeat], authorization: str) -> list[ItemResult]:
+        """Results for every item, splitting a batch the server refuses whole until the
+        refused heartbeats are isolated, so nothing valid waits behind them."""
+        if not self.bulk:
+            return [self._send_one(hb, authorization) for hb in batch]
+        status, body = self._post(BULK_ROUTE, [hb.payload for hb in batch], authorization, batch)
+        if status in (404, 405):
+            log.info(
+                "%s: no bulk route (HTTP %d); sending one at a time", self.endpoint.name, status
+            )
+            self.bulk = False
+            return self._settle(batch, authorization)
+        per_item = read_bulk_answer(body, len(batch))
+        if per_item is not None:
+            return per_item
+        outcome = item_outcome(status)
+        if outcome is Outcome.REJECTED and len(batch) > 1:
+            half = len(batch) // 2
+            return self._settle(batch[:half], authorization) + self._settle(
+                batch[half:], authorization
+            )
+        return [
+            ItemResult(outcome, None if outcome is Outcome.DELIVERED else _reason(status, body))
+        ] * len(batch)
+
+    def _send_one(self, hb: QueuedHeartbeat, authorization: str) -> ItemResult:
+        status, body = self._post(SINGLE_ROUTE, hb.payload, authorization, [hb])
+        outcome = item_outcome(status)
+        if outcome is Outcome.RETRY:
+            raise _RequestFailed(f"HTTP {status} from the server")
+        return ItemResult(outcome, None if outcome is Outcome.DELIVERED else _reason(status, body))
+
+    def _post(
+        self, route: str, payload: Any, authorization: str, batch: Sequence[QueuedHeartbeat]
+    ) -> tuple[int, Any]:
+        headers = request_headers(authorization, self.hostname, batch[0].payload.get("user_agent"))
+        self.status.requests += 1
+        try:
+            response = self.client.post(
+                f"{self.endpoint.url}/{route}", json=payload, headers=headers
+            )
+        except httpx.HTTPError as exc:
+            raise _RequestFailed(f"cannot reach {self.endpoint.url}: {_describe(exc)}") from None
+        if response.status_code in (401, 403):
+            raise _AuthRefused(
+                f"the server refused the credentials (HTTP {response.status_code});"
+                " check the API key"
+            )
+        if response.status_code == 429 or response.status_code >= 500:
+            raise _RequestFailed(
+                f"HTTP {response.status_code} from {self.endpoint.url}",
+                retry_after_seconds(response.headers.get("retry-after"), self.clock()),
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text[:500]
+        return response.status_code, body
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text
+
+
+class DeliveryLoop:
+    """Runs a Sender in its own thread: at once while there is progress, after the backoff
+    delay on failures, and otherwise asleep until woken (no polling while idle)."""
+
+    def __init__(self, sender: Sender) -> None:
+        self.sender = sender
+        self._wake = threading.Event()  # new heartbeats: ends an idle or paused wait
+        self._force = threading.Event()  # a flush or new credentials: ends a backoff wait too
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"deliver-{sender.endpoint.name}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self, *, force: bool = False) -> None:
+        """New heartbeats are queued; with force (flush, new key), do not wait out a backoff."""
+        if force:
+            self.sender.forget_refusal()
+            self._force.set()
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop after the request in flight; its heartbeats stay queued if unsettled."""
+        self._stop.set()
+        self._force.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            self._force.clear()
+            try:
+                result = self.sender.step()
+            except Exception:  # the loop must outlive any one failure
+                log.exception("%s: delivery step failed", self.sender.endpoint.name)
+                result = StepResult(Step.RETRY, self.sender.backoff.next_delay())
+            if result.step is Step.PROGRESS:
+                continue
+            event = self._force if result.step is Step.RETRY else self._wake
+            event.wait(None if result.step is Step.IDLE else result.delay)

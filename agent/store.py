@@ -1,0 +1,365 @@
+"""The SQLite store: every heartbeat (the offline queue and the local history) and its
+delivery state per destination.
+
+A heartbeat is committed before it counts as received, and a delivery row leaves the
+`queued` state only when that destination accepted it (`delivered`) or refused it as
+invalid (`rejected`, kept with the server's reason). Several processes may use one file
+(the daemon and the compat command's offline fallback): WAL mode and a busy timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.heartbeat import Heartbeat
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+QUEUED, DELIVERED, REJECTED = 0, 1, 2
+STATE_NAMES = {QUEUED: "queued", DELIVERED: "delivered", REJECTED: "rejected"}
+
+_SCHEMA = """
+CREATE TABLE heartbeats (
+    id INTEGER PRIMARY KEY,
+    time REAL NOT NULL,
+    entity TEXT NOT NULL,
+    type TEXT NOT NULL,
+    category TEXT NOT NULL,
+    project TEXT,
+    branch TEXT,
+    language TEXT,
+    user_agent TEXT,
+    payload TEXT NOT NULL,          -- the API JSON, exactly what is delivered
+    received REAL NOT NULL
+);
+CREATE INDEX heartbeats_by_time ON heartbeats (time);
+CREATE TABLE destinations (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    url TEXT NOT NULL
+);
+CREATE TABLE deliveries (
+    destination_id INTEGER NOT NULL REFERENCES destinations (id),
+    heartbeat_id INTEGER NOT NULL REFERENCES heartbeats (id) ON DELETE CASCADE,
+    time REAL NOT NULL,             -- the heartbeat's, so the queue drains oldest first
+    state INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,
+    updated REAL NOT NULL,
+    PRIMARY KEY (destination_id, heartbeat_id)
+) WITHOUT ROWID;
+CREATE INDEX deliveries_by_state ON deliveries (destination_id, state, time);
+"""
+
+
+class StoreError(Exception):
+    """The database cannot be used; `unusable` when its file is corrupt or of a foreign
+    schema (then it is moved aside), not for passing trouble such as a lock or a full disk."""
+
+    def __init__(self, message: str, *, unusable: bool = False) -> None:
+        super().__init__(message)
+        self.unusable = unusable
+
+
+def _store_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
+    """OperationalError is trouble around the file (lock, permissions, disk); any other
+    DatabaseError is the file itself (not a database, malformed)."""
+    return StoreError(f"{path}: {exc}", unusable=not isinstance(exc, sqlite3.OperationalError))
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedHeartbeat:
+    id: int
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryCounts:
+    queued: int = 0
+    delivered: int = 0
+    rejected: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    time: float
+    entity: str
+    type: str
+    category: str
+    project: str | None
+    branch: str | None
+    language: str | None
+    user_agent: str | None
+
+
+def connect(path: Path, *, timeout: float = 30.0) -> sqlite3.Connection:
+    """A connection in WAL mode; the folder and file are private to the user."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.DatabaseError:
+        conn.close()
+        raise
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+class HeartbeatStore:
+    """One connection to the database; each method is one transaction.
+
+    Not shared between threads: give every thread its own store on the same file.
+    """
+
+    def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
+        self.path = path
+        try:
+            self._db = connect(path, timeout=timeout)
+        except sqlite3.DatabaseError as exc:
+            raise _store_error(path, exc) from exc
+        try:
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise _store_error(path, exc) from exc
+        except StoreError:
+            self._db.close()
+            raise
+        self._destination_ids: dict[str, int] = {}
+
+    @classmethod
+    def open_or_reset(cls, path: Path) -> tuple[HeartbeatStore, Path | None]:
+        """Open the store; a database that cannot be used is renamed aside (kept) and a
+        fresh one started, so the agent never crash-loops on its own files."""
+        try:
+            return cls(path), None
+        except StoreError as exc:
+            if not exc.unusable:
+                raise
+            aside = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+            for suffix in ("", "-wal", "-shm"):
+                src = Path(str(path) + suffix)
+                if src.exists():
+                    src.replace(Path(str(aside) + suffix))
+            log.error(
+                "database %s cannot be used (%s); moved it to %s and started a fresh one",
+                path,
+                exc,
+                aside,
+            )
+            return cls(path), aside
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _migrate(self) -> None:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version == SCHEMA_VERSION:
+            try:
+                for table in ("heartbeats", "destinations", "deliveries"):
+                    self._db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchall()
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise
+                raise StoreError(
+                    f"{self.path}: not this agent's schema ({exc})", unusable=True
+                ) from exc
+            return
+        if version != 0:
+            raise StoreError(
+                f"unknown schema version {version} (this agent knows {SCHEMA_VERSION})"
+            )
+        with self._transaction():
+            (version,) = self._db.execute("PRAGMA user_version").fetchone()
+            if version == 0:  # another process may have created it meanwhile
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _transaction(self) -> sqlite3.Connection:
+        return _Transaction(self._db)  # type: ignore[return-value]
+
+    # -- destinations -----------------------------------------------------------------
+
+    def destination_id(self, name: str, url: str | None = None) -> int:
+        """The id for a destination name, registering it (or updating its URL) as needed."""
+        if name in self._destination_ids and url is None:
+            return self._destination_ids[name]
+        # Single statements: atomic alone, and part of the caller's transaction inside one.
+        self._db.execute(
+            "INSERT OR IGNORE INTO destinations (name, url) VALUES (?, ?)", (name, url or "")
+        )
+        row = self._db.execute(
+            "SELECT id, url FROM destinations WHERE name = ?", (name,)
+        ).fetchone()
+        if url is not None and row[1] != url:
+            self._db.execute("UPDATE destinations SET url = ? WHERE id = ?", (url, row[0]))
+        self._destination_ids[name] = row[0]
+        return row[0]
+
+    def destinations(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT name, url FROM destinations ORDER BY id"))
+
+    # -- writing ----------------------------------------------------------------------
+
+    def add(self, items: Sequence[tuple[Heartbeat, Iterable[str]]]) -> list[int]:
+        """Commit heartbeats, each queued for the named destinations; durable on return."""
+        now = time.time()
+        ids: list[int] = []
+        with self._transaction():
+            for heartbeat, destinations in items:
+                ids.append(self._insert(heartbeat, destinations, now))
+        return ids
+
+    def _insert(self, hb: Heartbeat, destinations: Iterable[str], now: float) -> int:
+        payload = json.dumps(hb.to_api(), separators=(",", ":"), ensure_ascii=False)
+        cur = self._db.execute(
+            "INSERT INTO heartbeats (time, entity, type, category, project, branch, language,"
+            " user_agent, payload, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                hb.time,
+                hb.entity,
+                hb.type,
+                hb.category,
+                hb.project,
+                hb.branch,
+                hb.language,
+                hb.user_agent,
+                payload,
+                now,
+            ),
+        )
+        heartbeat_id = cur.lastrowid
+        assert heartbeat_id is not None
+        self._db.executemany(
+            "INSERT INTO deliveries (destination_id, heartbeat_id, time, state, updated)"
+            " VALUES (?, ?, ?, 0, ?)",
+            [(self.destination_id(name), heartbeat_id, hb.time, now) for name in destinations],
+        )
+        return heartbeat_id
+
+    def mark_delivered(self, destination: str, ids: Iterable[int]) -> None:
+        self._set_state(destination, [(i, None) for i in ids], DELIVERED)
+
+    def mark_rejected(self, destination: str, reasons: dict[int, str]) -> None:
+        self._set_state(destination, list(reasons.items()), REJECTED)
+
+    def mark_attempted(self, destination: str, ids: Iterable[int]) -> None:
+        dest = self.destination_id(destination)
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE deliveries SET attempts = attempts + 1 WHERE destination_id = ?"
+                " AND heartbeat_id = ?",
+                [(dest, i) for i in ids],
+            )
+
+    def _set_state(self, destination: str, rows: list[tuple[int, str | None]], state: int) -> None:
+        dest = self.destination_id(destination)
+        now = time.time()
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE deliveries SET state = ?, reason = ?, updated = ?"
+                " WHERE destination_id = ? AND heartbeat_id = ? AND state = 0",
+                [(state, reason, now, dest, i) for i, reason in rows],
+            )
+
+    def requeue_rejected(self, destination: str | None = None) -> int:
+        """Put rejected heartbeats back in the queue (after the user fixed the cause)."""
+        sql = "UPDATE deliveries SET state = 0, reason = NULL WHERE state = 2"
+        args: tuple[Any, ...] = ()
+        if destination is not None:
+            sql += " AND destination_id = ?"
+            args = (self.destination_id(destination),)
+        with self._transaction():
+            return self._db.execute(sql, args).rowcount
+
+    def prune(self, older_than: float) -> int:
+        """Forget history before a time; heartbeats still queued anywhere are kept."""
+        with self._transaction():
+            return self._db.execute(
+                "DELETE FROM heartbeats WHERE time < ? AND id NOT IN"
+                " (SELECT heartbeat_id FROM deliveries WHERE state = 0)",
+                (older_than,),
+            ).rowcount
+
+    # -- reading ----------------------------------------------------------------------
+
+    def pending(self, destination: str, limit: int = 25) -> list[QueuedHeartbeat]:
+        """The oldest queued heartbeats for a destination."""
+        rows = self._db.execute(
+            "SELECT h.id, h.payload FROM deliveries d JOIN heartbeats h ON h.id = d.heartbeat_id"
+            " WHERE d.destination_id = ? AND d.state = 0 ORDER BY d.time, d.heartbeat_id LIMIT ?",
+            (self.destination_id(destination), limit),
+        ).fetchall()
+        return [QueuedHeartbeat(row[0], json.loads(row[1])) for row in rows]
+
+    def counts(self, destination: str | None = None) -> DeliveryCounts:
+        sql = "SELECT state, count(*) FROM deliveries"
+        args: tuple[Any, ...] = ()
+        if destination is not None:
+            sql += " WHERE destination_id = ?"
+            args = (self.destination_id(destination),)
+        found = dict(self._db.execute(sql + " GROUP BY state", args).fetchall())
+        return DeliveryCounts(found.get(QUEUED, 0), found.get(DELIVERED, 0), found.get(REJECTED, 0))
+
+    def rejected(
+        self, destination: str | None = None, limit: int = 100
+    ) -> list[tuple[str, str, dict]]:
+        """(destination, reason, payload) of heartbeats kept aside, oldest first."""
+        sql = (
+            "SELECT t.name, d.reason, h.payload FROM deliveries d"
+            " JOIN heartbeats h ON h.id = d.heartbeat_id"
+            " JOIN destinations t ON t.id = d.destination_id WHERE d.state = 2"
+        )
+        args: list[Any] = []
+        if destination is not None:
+            sql += " AND t.name = ?"
+            args.append(destination)
+        sql += " ORDER BY d.time LIMIT ?"
+        args.append(limit)
+        return [(n, r or "", json.loads(p)) for n, r, p in self._db.execute(sql, args)]
+
+    def history(self, start: float, end: float) -> list[HistoryRow]:
+        """Heartbeats with start <= time < end, in time order (for local durations)."""
+        rows = self._db.execute(
+            "SELECT time, entity, type, category, project, branch, language, user_agent"
+            " FROM heartbeats WHERE time >= ? AND time < ? ORDER BY time",
+            (start, end),
+        )
+        return [HistoryRow(*row) for row in rows]
+
+    def last_delivery(self, destination: str | None = None) -> float | None:
+        sql = "SELECT max(updated) FROM deliveries WHERE state = 1"
+        args: tuple[Any, ...] = ()
+        if destination is not None:
+            sql += " AND destination_id = ?"
+            args = (self.destination_id(destination),)
+        (value,) = self._db.execute(sql, args).fetchone()
+        return value
+
+
+class _Transaction:
+    """`with` block = one IMMEDIATE transaction (autocommit connection underneath)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
