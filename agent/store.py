@@ -179,7 +179,8 @@ class HeartbeatStore:
             return
         if version != 0:
             raise StoreError(
-                f"unknown schema version {version} (this agent knows {SCHEMA_VERSION})"
+                f"{self.path}: unknown schema version {version} (this agent knows {SCHEMA_VERSION})",
+                unusable=True,
             )
         with self._transaction():
             (version,) = self._db.execute("PRAGMA user_version").fetchone()

@@ -1,0 +1,66 @@
+"""End to end: `agent run` as a subprocess, a real git repo, a real watcher, the fake server."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+from agentproc import AgentProcess, agent_env, git_repo
+from wakaserver import FakeWakaTime
+
+
+def test_a_save_becomes_a_delivered_heartbeat(tmp_path: Path, waka: FakeWakaTime) -> None:
+    repo = git_repo(tmp_path / "shop-api", branch="feature/checkout")
+    with AgentProcess(agent_env(tmp_path, waka.url), repo) as agent:
+        before = time.time()
+        (repo / "cart.py").write_text("import os\n\nprint(os.getcwd())\n")
+        [hb] = waka.wait_for(1, timeout=15)
+        assert agent.stop() == 0
+
+    assert hb["entity"] == str(repo / "cart.py")
+    assert hb["type"] == "file"
+    assert hb["category"] == "coding"
+    assert hb["is_write"] is True
+    assert hb["project"] == "shop-api"
+    assert hb["branch"] == "feature/checkout"
+    assert hb["language"] == "Python"
+    assert hb["lines"] == 3
+    assert before - 1 <= hb["time"] <= time.time()
+    request = next(r for r in waka.requests if r.path.endswith("heartbeats.bulk"))
+    assert request.headers["user-agent"].startswith("wakatime/")
+    assert request.headers["user-agent"].endswith("heartbeat-agent/0.1.0")
+    assert request.headers["authorization"].startswith("Basic ")
+    assert request.headers["x-machine-name"]
+    assert request.headers["timezone"]
+
+
+def test_server_down_at_first_then_up(tmp_path: Path) -> None:
+    port = FakeWakaTime.reserve_port()
+    server = FakeWakaTime(port=port)
+    repo = git_repo(tmp_path / "repo")
+    with AgentProcess(agent_env(tmp_path, server.url), repo) as agent:
+        (repo / "main.go").write_text("package main\n")
+        agent.wait_for_log("cannot reach")  # the first attempt failed: nothing listens
+        with server:
+            [hb] = server.wait_for(1, timeout=30)
+        assert agent.stop() == 0
+    assert hb["entity"].endswith("main.go")
+    assert hb["language"] == "Go"
+
+
+def test_sigint_stops_cleanly_and_the_queue_survives(tmp_path: Path, waka: FakeWakaTime) -> None:
+    repo = git_repo(tmp_path / "repo")
+    env = agent_env(tmp_path, waka.url, api_key=None)  # no key: record locally only
+    with AgentProcess(env, repo) as agent:
+        (repo / "a.rs").write_text("fn main() {}\n")
+        agent.wait_for_log("no API key configured")
+        assert agent.stop(signal.SIGINT) == 0
+    assert "Traceback" not in agent.log
+    assert waka.received == []
+    # With a key the next start delivers what was recorded while it had none.
+    with AgentProcess(agent_env(tmp_path, waka.url), repo) as agent:
+        [hb] = waka.wait_for(1, timeout=15)
+        assert agent.stop() == 0
+    assert hb["entity"].endswith("a.rs")
+    assert hb["language"] == "Rust"
