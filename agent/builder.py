@@ -42,13 +42,18 @@ class HeartbeatBuilder:
             )
             if found.skip:
                 return None
+            options = self.detector.options
+            hidden = options.hide_file_names or options.hide_project_names
             changes.update(
                 entity=found.entity,
                 project=found.project,
                 branch=found.branch,
                 language=found.language,
-                lines=hb.lines if hb.lines is not None else found.lines,
-                dependencies=hb.dependencies or list(found.dependencies) or None,
+                # Under a privacy switch, what the plugin counted goes no further either.
+                lines=found.lines if hidden or hb.lines is None else hb.lines,
+                dependencies=(None if hidden else hb.dependencies)
+                or list(found.dependencies)
+                or None,
             )
         else:
             changes.update(

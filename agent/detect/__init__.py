@@ -1,0 +1,254 @@
+"""What a heartbeat for a file carries: project, branch, language, lines and dependencies.
+
+`Detector.detect(path)` is called on every save the watcher sees and for every plugin
+heartbeat missing a field, so everything is cached: per folder (project files, repositories;
+expiring after `folder_ttl` seconds), per git HEAD (by its mtime and inode, so a checkout shows
+on the next call), and per file (by mtime, size and inode). Caches are bounded LRUs.
+Standard library only at import time; pygments is imported on the first unknown extension.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent.detect.cache import LRU
+from agent.detect.deps import parse_dependencies
+from agent.detect.language import PygmentsFallback, detect_language
+from agent.detect.lines import count_lines, is_binary
+from agent.detect.project import FolderResolver, ProjectMap, obfuscated_name
+from agent.detect.vcs import BranchReader
+
+__all__ = [
+    "SKIP_NO_PROJECT_FILE",
+    "SKIP_UNKNOWN_PROJECT",
+    "DetectOptions",
+    "Detection",
+    "Detector",
+]
+
+# Language rules and dependency parsers read no further than this.
+HEAD_SIZE = 64 * 1024
+SKIP_UNKNOWN_PROJECT = "unknown project (exclude_unknown_project)"
+SKIP_NO_PROJECT_FILE = "no .wakatime-project file (include_only_with_project_file)"
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    """Settings from `[heartbeats]` and `[projects]` that change what detection reports."""
+
+    project_map: tuple[tuple[str, str], ...] = ()  # (path regex, name with {0} captures)
+    hide_file_names: bool = False
+    hide_project_names: bool = False
+    hide_branch_names: bool = False
+    exclude_unknown_project: bool = False
+    include_only_with_project_file: bool = False
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What a heartbeat for one file carries; `skip` says why it must not produce one."""
+
+    entity: str
+    project: str | None
+    branch: str | None
+    language: str | None
+    lines: int | None
+    dependencies: tuple[str, ...]
+    project_root: str | None
+    skip: str | None = None
+
+
+@dataclass(frozen=True)
+class _FileFacts:
+    """What a file's content says, valid while its (mtime_ns, size, inode) stays the same."""
+
+    version: tuple[int, int, int]
+    language: str | None  # detected, before any plugin-given language
+    lines: int | None
+    dependencies: tuple[str, ...]
+    dependencies_language: str | None  # the language the dependencies were parsed as
+
+
+class Detector:
+    """Detection with caches; one per daemon, safe to share between threads."""
+
+    def __init__(
+        self,
+        options: DetectOptions = DetectOptions(),
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        cache_size: int = 4096,
+        folder_ttl: float = 30.0,
+    ) -> None:
+        self.options = options
+        self._map = ProjectMap(options.project_map)
+        self._folders = FolderResolver(cache_size, folder_ttl, clock)
+        self._branches = BranchReader(cache_size)
+        self._files: LRU[str, _FileFacts] = LRU(cache_size)
+        self._folder_listings: LRU[str, tuple[int, frozenset[str]]] = LRU(cache_size)
+        self._fallback = PygmentsFallback()
+
+    def detect(
+        self,
+        path: str,
+        *,
+        alternate_project: str | None = None,
+        alternate_branch: str | None = None,
+        alternate_language: str | None = None,
+        project: str | None = None,
+        branch: str | None = None,
+        language: str | None = None,
+    ) -> Detection:
+        """Detect for `path`; explicit project/branch/language win, alternates fill gaps."""
+        path = os.path.abspath(path)
+        folder = os.path.dirname(path)
+        info = self._folders.info(folder)
+        project_file, repository = info.project_file, info.repository
+
+        found_project: str | None = None
+        found_branch: str | None = None
+        root: str | None = None
+        if project_file is not None:
+            found_project, found_branch, root = (
+                project_file.project,
+                project_file.branch,
+                project_file.folder,
+            )
+        if found_project is None and self._map:
+            found_project = self._map.match(path)
+            if found_project is not None:
+                root = root or (repository.root if repository else folder)
+        if repository is not None:
+            if found_project is None:
+                found_project = repository.project
+            if found_branch is None:
+                found_branch = self._branches.branch(repository)
+            root = root or repository.root
+
+        final_project = project or found_project or alternate_project
+        final_branch = branch or found_branch or alternate_branch
+        facts = self._file_facts(path, language)
+        final_language = language or (facts.language if facts else None) or alternate_language
+        lines = facts.lines if facts else None
+        dependencies = facts.dependencies if facts else ()
+
+        skip = None
+        if self.options.include_only_with_project_file and project_file is None:
+            skip = SKIP_NO_PROJECT_FILE
+        elif self.options.exclude_unknown_project and final_project is None:
+            skip = SKIP_UNKNOWN_PROJECT
+
+        entity = path
+        options = self.options
+        if options.hide_file_names or options.hide_project_names:
+            # As wakatime-cli's sanitizer: hiding either name also drops what could reveal it.
+            lines, dependencies, final_branch = None, (), None
+        if options.hide_file_names:
+            entity = "HIDDEN" + os.path.splitext(path)[1]
+        named_by_file = project_file is not None and project_file.project is not None
+        if options.hide_project_names and final_project is not None and not named_by_file:
+            final_project = obfuscated_name(root or folder)
+        if options.hide_branch_names:
+            final_branch = None
+        return Detection(
+            entity=entity,
+            project=final_project,
+            branch=final_branch,
+            language=final_language,
+            lines=lines,
+            dependencies=dependencies,
+            project_root=root,
+            skip=skip,
+        )
+
+    def report(self, paths: list[str]) -> list[dict]:
+        """What `agent detect --json` prints: one object per path."""
+        return [
+            {
+                "entity": d.entity,
+                "project": d.project,
+                "branch": d.branch,
+                "language": d.language,
+                "lines": d.lines,
+                "dependencies": list(d.dependencies),
+            }
+            for d in map(self.detect, paths)
+        ]
+
+    def clear(self) -> None:
+        """Forget everything cached (after a config reload)."""
+        self._folders.clear()
+        self._files.clear()
+
+    def _file_facts(self, path: str, language: str | None) -> _FileFacts | None:
+        """Language, lines and dependencies from the file, cached on its version.
+
+        None for a path that is not a readable regular file (an unsaved buffer, a deleted
+        file): then only the name can tell the language.
+        """
+        try:
+            stat = os.stat(path)
+        except (OSError, ValueError):
+            return self._name_only(path)
+        version = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        cached = self._files.get(path)
+        if cached is not None and cached.version == version:
+            wanted = language or cached.language
+            if wanted == cached.dependencies_language:
+                return cached
+        if not os.path.isfile(path):
+            return self._name_only(path)
+        try:
+            with open(path, "rb") as f:
+                head = f.read(HEAD_SIZE)
+        except OSError:
+            return self._name_only(path)
+        detected = self._language(path, head)
+        deps_language = language or detected
+        binary = is_binary(head)
+        dependencies = (
+            ()
+            if binary
+            else parse_dependencies(
+                deps_language, os.path.basename(path), head.decode("utf-8", "replace")
+            )
+        )
+        facts = _FileFacts(
+            version,
+            detected,
+            count_lines(path, stat.st_size, head),
+            dependencies,
+            deps_language,
+        )
+        self._files.put(path, facts)
+        return facts
+
+    def _name_only(self, path: str) -> _FileFacts:
+        return _FileFacts((0, 0, 0), self._language(path, b""), None, (), None)
+
+    def _language(self, path: str, head: bytes) -> str | None:
+        folder = os.path.dirname(path)
+        return detect_language(path, head, lambda: self._folder_extensions(folder), self._fallback)
+
+    def _folder_extensions(self, folder: str) -> frozenset[str]:
+        """Lower-case extensions of a folder's entries, cached on the folder's mtime (adding or
+        removing a file changes it), for the rules that look at sibling files."""
+        try:
+            mtime = os.stat(folder).st_mtime_ns
+        except OSError:
+            return frozenset()
+        cached = self._folder_listings.get(folder)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return frozenset()
+        extensions = frozenset(
+            name[name.rfind(".") :].lower() for name in names if name.rfind(".") > 0
+        )
+        self._folder_listings.put(folder, (mtime, extensions))
+        return extensions
