@@ -1,0 +1,70 @@
+"""The builder: plugin heartbeats keep what they sent and gain what detection knows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agentproc import git_repo
+
+from agent.builder import HeartbeatBuilder
+from agent.detect import DetectOptions, Detector
+from agent.heartbeat import Heartbeat
+
+
+def test_missing_fields_are_detected(tmp_path: Path) -> None:
+    repo = git_repo(tmp_path / "webshop", branch="main")
+    (repo / "app.ts").write_text("import x from 'react'\nexport {}\n")
+    hb = HeartbeatBuilder().complete(
+        Heartbeat(entity=str(repo / "app.ts"), time=1.7e9, lineno=2, user_agent="vim/9 vw/11")
+    )
+    assert hb is not None
+    assert (hb.project, hb.branch, hb.language, hb.lines) == ("webshop", "main", "TypeScript", 2)
+    assert hb.lineno == 2
+    assert hb.user_agent is not None
+    assert hb.user_agent.startswith("wakatime/") and hb.user_agent.endswith(" vim/9 vw/11")
+
+
+def test_what_the_plugin_said_wins_and_alternates_only_fill_gaps(tmp_path: Path) -> None:
+    repo = git_repo(tmp_path / "repo", branch="dev")
+    (repo / "x.py").write_text("pass\n")
+    hb = HeartbeatBuilder().complete(
+        Heartbeat(
+            entity=str(repo / "x.py"),
+            time=1.7e9,
+            language="Cython",
+            lines=99,
+            alternate_project="ignored",
+        )
+    )
+    assert hb is not None
+    assert (hb.language, hb.lines, hb.project) == ("Cython", 99, "repo")
+    unsaved = HeartbeatBuilder().complete(
+        Heartbeat(entity="Untitled-1", time=1.7e9, is_unsaved_entity=True, alternate_project="p")
+    )
+    assert unsaved is not None and unsaved.project == "p"
+
+
+def test_apps_and_placeholders_pass_through() -> None:
+    hb = HeartbeatBuilder().complete(
+        Heartbeat(entity="Xcode", time=1.7e9, type="app", project="<<LAST_PROJECT>>")
+    )
+    assert hb is not None
+    assert (hb.entity, hb.project, hb.language) == ("Xcode", "<<LAST_PROJECT>>", None)
+
+
+def test_privacy_switches_drop_what_the_plugin_counted_too(tmp_path: Path) -> None:
+    repo = git_repo(tmp_path / "secret", branch="main")
+    (repo / "plan.py").write_text("import os\n")
+    builder = HeartbeatBuilder(Detector(DetectOptions(hide_file_names=True)))
+    hb = builder.complete(
+        Heartbeat(entity=str(repo / "plan.py"), time=1.7e9, lines=10, dependencies=["os"])
+    )
+    assert hb is not None
+    assert "plan" not in hb.entity and hb.entity.endswith(".py")
+    assert hb.lines is None and hb.dependencies is None
+
+
+def test_excluded_unknown_projects_are_skipped(tmp_path: Path) -> None:
+    (tmp_path / "loose.py").write_text("pass\n")
+    builder = HeartbeatBuilder(Detector(DetectOptions(exclude_unknown_project=True)))
+    assert builder.from_file_write(str(tmp_path / "loose.py"), 1.7e9) is None
