@@ -245,3 +245,23 @@ def test_the_loop_delivers_when_woken_and_sleeps_when_idle(
 def test_reading_bulk_answers(body: object, count: int, expected: list[str] | None) -> None:
     results = read_bulk_answer(body, count)
     assert (None if results is None else [r.outcome.value for r in results]) == expected
+
+
+def test_a_pause_names_the_credentials_own_problem(
+    store: HeartbeatStore, waka: FakeWakaTime
+) -> None:
+    store.destination_id("default", waka.url)
+    sender = Sender(
+        store,
+        Endpoint(
+            "default",
+            waka.url,
+            lambda: "Bearer revoked",
+            problem=lambda: "the refresh token has expired; run `agent login`",
+        ),
+        httpx.Client(timeout=5),
+        "host",
+    )
+    queue(store, 1)
+    assert sender.step().step is Step.PAUSED
+    assert sender.status.paused == "the refresh token has expired; run `agent login`"
