@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
@@ -16,7 +17,15 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -70,6 +79,19 @@ def check_api_url(url: str) -> str:
 ApiUrl = Annotated[str, AfterValidator(check_api_url)]
 
 
+def check_patterns(values: list[str]) -> list[str]:
+    """Path regexes must compile (case-insensitive, as destinations use them)."""
+    for value in values:
+        try:
+            re.compile(value, re.IGNORECASE)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+    return values
+
+
+PathPatterns = Annotated[list[str], AfterValidator(check_patterns)]
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
@@ -89,8 +111,8 @@ class DestinationSettings(Section):
     url: ApiUrl
     key: SecretStr | None = None
     key_command: str | None = None
-    include: list[str] = []  # regexes on the file path; empty = every heartbeat
-    exclude: list[str] = []
+    include: PathPatterns = []  # regexes on the file path; empty = every heartbeat
+    exclude: PathPatterns = []
 
 
 class WatchSettings(Section):
@@ -114,6 +136,8 @@ class HeartbeatSettings(Section):
     hide_branch_names: bool = False
     exclude_unknown_project: bool = False
     include_only_with_project_file: bool = False
+    # Heartbeats at most this far apart join into coding time (WakaTime's keystroke timeout).
+    duration_timeout: float = Field(900.0, gt=0, le=86400)
 
 
 class QueueSettings(Section):
@@ -162,6 +186,18 @@ class Settings(BaseSettings):
 
     # Where the TOML file is, recorded for messages and `config show`.
     config_file: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("destinations")
+    @classmethod
+    def _names_unique(cls, value: list[DestinationSettings]) -> list[DestinationSettings]:
+        """Names key the delivery state; `default` and `api_urls:…` are the agent's own."""
+        names = [item.name for item in value]
+        for name in names:
+            if name == "default" or name.startswith("api_urls:"):
+                raise ValueError(f"the name {name!r} is reserved; choose another")
+            if names.count(name) > 1:
+                raise ValueError(f"the name {name!r} is used twice")
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -286,7 +322,9 @@ def _describe(
     loc = [str(part) for part in error["loc"]]
     key = ".".join(loc)
     env = "HEARTBEAT_AGENT_" + "__".join(part.upper() for part in loc)
-    if _lookup(file_data, error["loc"]) is not _MISSING:
+    # A missing key is the fault of the table that lacks it.
+    in_file = error["loc"][:-1] if error["type"] == "missing" else error["loc"]
+    if _lookup(file_data, in_file) is not _MISSING:
         source = str(path)
     elif env in os.environ or f"HEARTBEAT_AGENT_{loc[0].upper()}" in os.environ:
         source = f"environment {env}"

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,17 +23,19 @@ from typing import Any
 import httpx
 
 from agent import __version__
+from agent.auth import default_credentials
 from agent.builder import HeartbeatBuilder, detect_options
 from agent.config import ConfigError, Settings, load_settings
-from agent.destinations import Destination, KeySource, Router, configured_destinations
+from agent.destinations import DEFAULT, Destination, KeySource, Router, configured_destinations
 from agent.detect import Detector
 from agent.heartbeat import Heartbeat, HeartbeatError
 from agent.ignore import IgnoreRules
 from agent.ingest import Ingest
 from agent.ipc.protocol import MAX_BATCH, ProtocolError
-from agent.ipc.server import IpcServer
+from agent.ipc.server import IpcServer, prepare_socket_path
 from agent.policy import ActivityPolicy, PolicySettings
-from agent.sender import DeliveryLoop, Endpoint, Sender, basic_authorization
+from agent.sender import DeliveryLoop, Endpoint, Sender, basic_authorization, display_url
+from agent.stats import iso_time
 from agent.store import HeartbeatStore
 from agent.useragent import machine_name
 from agent.watcher import FileWatcher
@@ -40,6 +43,12 @@ from agent.watcher import FileWatcher
 log = logging.getLogger(__name__)
 
 PROJECT_MARKERS = (".git", ".hg", ".svn", ".wakatime-project")
+STATUS_BAR_ROUTE = "users/current/status_bar/today"
+STATUS_BAR_MAX_AGE = 60.0  # seconds the server's `--today` figure is reused
+RETENTION_INTERVAL = 86400.0  # the history is pruned at startup and then daily
+QUEUE_CHECK_INTERVAL = 60.0  # the queue is measured against [queue] max_queued at most this often
+TODAY_ROWS = 10  # rows of each breakdown in the `today` answer
+WATCHED_BATCH_DELAY = 0.05  # seconds the watcher's events gather before the policy takes them
 
 
 class Daemon:
@@ -58,10 +67,21 @@ class Daemon:
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+        # The watcher's events on their way to the loop: (written, path, time).
+        self._watched: list[tuple[bool, str, float]] = []
+        self._watched_lock = threading.Lock()
         self.deliveries: dict[str, DeliveryLoop] = {}
         self.destinations: list[Destination] = []
         self.watcher: FileWatcher | None = None
         self.ipc: IpcServer | None = None
+        self.server_today = CachedFetch(self._fetch_status_bar, clock)
+        self.commits = 0
+        self._local_status_bar: tuple[tuple[int, str], dict[str, Any]] | None = None
+        self._retention: asyncio.TimerHandle | None = None
+        self._reloading = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._queue_checked = float("-inf")
+        self.over_max_queued = False
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -88,13 +108,15 @@ class Daemon:
 
     async def startup(self) -> None:
         settings = self.settings
+        # A second daemon must stop before it touches the queue or sends anything.
+        prepare_socket_path(settings.socket_path())
         db_path = settings.database_path()
         self.store, self.database_reset = HeartbeatStore.open_or_reset(db_path)
         self.detector = Detector(detect_options(settings))
         self.builder = HeartbeatBuilder(self.detector)
         self.destinations = configured_destinations(settings)
         self.ingest = Ingest(
-            db_path, self.builder, Router(tuple(self.destinations)), self._wake_deliveries
+            db_path, self.builder, Router(tuple(self.destinations)), self._on_committed
         )
         self.ingest.start()
         self._start_deliveries()
@@ -102,10 +124,14 @@ class Daemon:
         self.ipc = IpcServer(settings.socket_path(), self.handle_request)
         await self.ipc.start()
         await asyncio.to_thread(self._start_watcher)
+        self._retention_due()
+        self._spawn(asyncio.to_thread(self._check_queue_size), "the queue size check")
 
     async def shutdown(self) -> None:
         if self._timer:
             self._timer.cancel()
+        if self._retention:
+            self._retention.cancel()
         if self.watcher:
             await asyncio.to_thread(self.watcher.stop)
         if self.ipc:
@@ -130,22 +156,58 @@ class Daemon:
             include=watch.include,
             use_gitignore=watch.use_gitignore,
         )
+        self._own_prefixes = self._own_files()
         roots = [r for r in self.watch_roots() if os.path.isdir(r)]
         for missing in set(self.watch_roots()) - set(roots):
             log.warning("watch path %s is not a folder; not watching it", missing)
         self.watcher = FileWatcher(
-            roots, ignore, self._on_write, clock=self.clock, follow_symlinks=watch.follow_symlinks
+            roots,
+            ignore,
+            self._on_write,
+            clock=self.clock,
+            follow_symlinks=watch.follow_symlinks,
+            on_remove=self._on_remove,
         )
         self.watcher.start()
         log.info("watching %s", ", ".join(roots) or "nothing")
 
-    def _on_write(self, path: str, at: float) -> None:
-        """From the watcher's thread: hop onto the loop, where the policy lives."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._policy_write, path, at)
+    def _own_files(self) -> tuple[str, ...]:
+        """Path prefixes of the agent's own files (database, tokens, log), never activity."""
+        own = [os.path.join(self.settings.database_path().parent, "")]
+        if self.settings.log.file:
+            own.append(os.path.abspath(os.path.expanduser(self.settings.log.file)))
+        return tuple(own)
 
-    def _policy_write(self, path: str, at: float) -> None:
-        self.policy.file_written(path, at)
+    def _on_write(self, path: str, at: float) -> None:
+        """From the watcher's thread: hand over to the loop, where the policy lives."""
+        if not path.startswith(self._own_prefixes):
+            self._from_watcher(True, path, at)
+
+    def _on_remove(self, path: str, at: float) -> None:
+        """A file deleted or renamed away: a temp file that must not count if still held."""
+        self._from_watcher(False, path, at)
+
+    def _from_watcher(self, written: bool, path: str, at: float) -> None:
+        """Queue one event for the loop; the first of a batch wakes it to take the batch a
+        moment later: a burst of 20,000 files is a few hundred wakeups, not 40,000."""
+        if self._loop is None:
+            return
+        with self._watched_lock:
+            wake = not self._watched
+            self._watched.append((written, path, at))
+        if wake:
+            self._loop.call_soon_threadsafe(
+                self._loop.call_later, WATCHED_BATCH_DELAY, self._policy_events
+            )
+
+    def _policy_events(self) -> None:
+        with self._watched_lock:
+            events, self._watched = self._watched, []
+        for written, path, at in events:
+            if written:
+                self.policy.file_written(path, at)
+            else:
+                self.policy.file_removed(path, at)
         self._schedule_policy()
 
     def _schedule_policy(self) -> None:
@@ -170,12 +232,15 @@ class Daemon:
         if not final:
             self._schedule_policy()
 
-    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one daemon per process
     def _project_key(self, path: str) -> str:
         """The folder a path's project lives in, for storm detection: the nearest folder
         with a VCS or project marker below a watch root, else the watch root."""
+        return self._project_of_folder(os.path.dirname(path))
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one daemon per process
+    def _project_of_folder(self, folder: str) -> str:
+        """Cached per folder, not per file: a burst of new files costs no stat calls."""
         roots = self.watch_roots()
-        folder = os.path.dirname(path)
         while True:
             if any(os.path.exists(os.path.join(folder, m)) for m in PROJECT_MARKERS):
                 return folder
@@ -195,9 +260,11 @@ class Daemon:
         if op == "status":
             return {"ok": True, **await asyncio.to_thread(self.status)}
         if op == "today":
+            if request.get("status_bar") is True:  # the plugins' `--today` (DESIGN §2a)
+                return {"ok": True, **await asyncio.to_thread(self.status_bar_answer)}
             return {"ok": True, **await asyncio.to_thread(self.today)}
         if op == "flush":
-            self._wake_deliveries(force=True)
+            self.flush()
             return {"ok": True, "queued": self.store.counts().queued}
         raise ProtocolError(f"op: unknown op {op!r}")
 
@@ -211,19 +278,24 @@ class Daemon:
             if len(items) > MAX_BATCH:
                 raise ProtocolError(f"heartbeats: at most {MAX_BATCH} in one request")
         heartbeats = []
-        problems = []
+        problems: list[tuple[int, str]] = []
         for index, item in enumerate(items):
             try:
                 heartbeats.append(Heartbeat.from_mapping(item))
             except HeartbeatError as exc:
                 prefix = "heartbeat" if request["op"] == "heartbeat" else f"heartbeats[{index}]"
                 problems.append(
-                    "; ".join(f"{prefix}.{k}: {v}" for k, v in exc.problems.items())
-                    if exc.problems.get("heartbeat") is None
-                    else f"{prefix}: {exc.problems['heartbeat']}"
+                    (
+                        index,
+                        "; ".join(f"{prefix}.{k}: {v}" for k, v in exc.problems.items())
+                        if exc.problems.get("heartbeat") is None
+                        else f"{prefix}: {exc.problems['heartbeat']}",
+                    )
                 )
-        if problems:
-            raise ProtocolError("; ".join(problems))
+        # `skip_invalid` (the compat command's extras): store the good ones, name the rest.
+        skip_invalid = request.get("skip_invalid") is True
+        if problems and not skip_invalid:
+            raise ProtocolError("; ".join(message for _, message in problems))
         for hb in heartbeats:
             if hb.type == "file":
                 self.policy.plugin_heartbeat(hb.entity, hb.time)
@@ -231,32 +303,16 @@ class Daemon:
             stored = await asyncio.wrap_future(self.ingest.submit(heartbeats))
         except Exception as exc:
             return {"ok": False, "error": f"not stored: {exc}"}
+        if skip_invalid:
+            skipped = [{"index": index, "error": message} for index, message in problems]
+            return {"ok": True, "queued": stored, "skipped": skipped}
         return {"ok": True, "queued": stored}
 
     # -- delivery ---------------------------------------------------------------------
 
     def _start_deliveries(self) -> None:
-        hostname = machine_name(self.settings.api.hostname)
-        api = self.settings.api
         for destination in self.destinations:
-            store = HeartbeatStore(self.settings.database_path())
-            store.destination_id(destination.name, destination.url)
-            key = KeySource(destination)
-            client = httpx.Client(
-                timeout=api.timeout,
-                verify=str(api.ca_bundle) if api.ca_bundle else True,
-                proxy=api.proxy,
-                follow_redirects=True,
-                headers={"Accept": "application/json"},
-            )
-            sender = Sender(
-                store,
-                Endpoint(destination.name, destination.url, _authorization(key)),
-                client,
-                hostname,
-                batch_size=self.settings.queue.batch_size,
-                clock=self.clock,
-            )
+            sender = build_sender(self.settings, destination, self.clock)
             loop = DeliveryLoop(sender)
             self.deliveries[destination.name] = loop
             loop.start()
@@ -272,33 +328,110 @@ class Daemon:
         for loop in list(self.deliveries.values()):
             loop.wake(force=force)
 
+    def flush(self) -> None:
+        """Deliver now: no backoff wait, refused credentials tried again. The errors shown
+        until then are cleared, so what `status` reports afterwards is this attempt's."""
+        for loop in list(self.deliveries.values()):
+            loop.sender.status.last_error = None
+            loop.sender.status.paused = None
+        self._wake_deliveries(force=True)
+
+    def _on_committed(self) -> None:
+        """From the ingest thread, after each commit: deliver, and watch the queue's size."""
+        self.commits += 1  # the local history changed: cached summaries of it are stale
+        self._wake_deliveries()
+        now = self.clock()
+        if now - self._queue_checked >= QUEUE_CHECK_INTERVAL:
+            self._queue_checked = now
+            self._check_queue_size()
+
+    def _check_queue_size(self) -> None:
+        """Warn, loudly and once, when undelivered heartbeats pass [queue] max_queued; none
+        is ever dropped for it."""
+        limit = self.settings.queue.max_queued
+        with self._reader() as store:
+            queued = store.queued_total()
+        if queued > limit and not self.over_max_queued:
+            log.error(
+                "the queue holds %d undelivered heartbeats, more than [queue] max_queued = %d;"
+                " none is dropped, but delivery is not keeping up: see `agent status`",
+                queued,
+                limit,
+            )
+        elif queued <= limit and self.over_max_queued:
+            log.info("the queue is back under [queue] max_queued: %d undelivered", queued)
+        self.over_max_queued = queued > limit
+
+    # -- history retention ------------------------------------------------------------
+
+    def _retention_due(self) -> None:
+        """Prune the history now (off the loop) and again in a day: a timer, no polling."""
+        assert self._loop is not None
+        self._spawn(asyncio.to_thread(self.prune_history), "pruning the history")
+        self._retention = self._loop.call_later(RETENTION_INTERVAL, self._retention_due)
+
+    def prune_history(self) -> int:
+        """Forget delivered heartbeats older than [queue] history_days."""
+        days = self.settings.queue.history_days
+        with self._reader() as store:
+            removed = store.prune(self.clock() - days * 86400)
+        if removed:
+            log.info("history: forgot %d delivered heartbeat(s) older than %d days", removed, days)
+        return removed
+
+    def _spawn(self, work: Any, what: str) -> None:
+        """Run a coroutine as a task that is kept referenced and whose failure is logged."""
+        assert self._loop is not None
+        task = self._loop.create_task(work, name=what)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("%s failed: %s", task.get_name(), exc, exc_info=exc)
+
     # -- reload -----------------------------------------------------------------------
 
     def _request_reload(self) -> None:
-        assert self._loop is not None
-        self._loop.create_task(self.reload())
+        self._spawn(self.reload(), "the reload")
 
-    async def reload(self) -> None:
-        """Re-read the configuration: new roots, keys and destinations; the queue stays."""
-        try:
-            settings = await asyncio.to_thread(self._reload_settings)
-            destinations = configured_destinations(settings)
-        except ConfigError as exc:
-            log.error("reload refused, keeping the running configuration: %s", exc)
-            return
-        self.settings = settings
-        self.destinations = destinations
-        self.ingest.router = Router(tuple(destinations))
-        self.detector = Detector(detect_options(settings))
-        self.builder.detector = self.detector
-        self.policy.settings = _policy_settings(settings)
-        await asyncio.to_thread(self._stop_deliveries)
-        self._start_deliveries()
-        if self.watcher:
-            await asyncio.to_thread(self.watcher.stop)
-        self._project_key.cache_clear()
-        await asyncio.to_thread(self._start_watcher)
-        log.info("configuration reloaded")
+    async def reload(self) -> bool:
+        """Re-read the configuration: new roots, keys and destinations; the queue stays.
+        Reloads run one at a time; a configuration that does not load is refused whole.
+        The database and the socket stay where they are (moving them needs a restart)."""
+        async with self._reloading:
+            try:
+                settings = await asyncio.to_thread(self._reload_settings)
+                destinations = configured_destinations(settings)
+                detector = Detector(detect_options(settings))
+            except Exception as exc:
+                log.error("reload refused, keeping the running configuration: %s", exc)
+                return False
+            self._keep_locations(settings)
+            self.settings = settings
+            self.destinations = destinations
+            self.ingest.router = Router(tuple(destinations))
+            self.detector = detector
+            self.builder.detector = detector
+            self.policy.settings = _policy_settings(settings)
+            await asyncio.to_thread(self._stop_deliveries)
+            self._start_deliveries()
+            if self.watcher:
+                await asyncio.to_thread(self.watcher.stop)
+            self._project_of_folder.cache_clear()
+            await asyncio.to_thread(self._start_watcher)
+            await asyncio.to_thread(self._check_queue_size)
+            log.info("configuration reloaded")
+            return True
+
+    def _keep_locations(self, settings: Settings) -> None:
+        running = (self.settings.database_path(), self.settings.socket_path())
+        wanted = (settings.database_path(), settings.socket_path())
+        for name, old, new in zip(("[queue] path", "[ipc] socket"), running, wanted, strict=True):
+            if old != new:
+                log.warning("%s changed to %s: takes effect at the next restart", name, new)
+        settings.queue.path, settings.ipc.socket = running
 
     # -- reports ----------------------------------------------------------------------
 
@@ -317,11 +450,11 @@ class Daemon:
                 destinations.append(
                     {
                         "name": destination.name,
-                        "url": destination.url,
+                        "url": display_url(destination.url),
                         "queued": c.queued,
                         "delivered": c.delivered,
                         "rejected": c.rejected,
-                        "last_delivery": _iso(last),
+                        "last_delivery": iso_time(last),
                         "last_error": state.last_error if state else None,
                         "paused": state.paused if state else None,
                     }
@@ -334,8 +467,9 @@ class Daemon:
                 "queued": counts.queued,
                 "rejected": counts.rejected,
                 "delivered_total": counts.delivered,
-                "last_delivery": _iso(store.last_delivery()),
+                "last_delivery": iso_time(store.last_delivery()),
                 "last_error": last_error,
+                "max_queued": self.settings.queue.max_queued,
                 "today_seconds": self.today()["total_seconds"],
                 "database": str(self.settings.database_path()),
                 "database_reset": str(self.database_reset) if self.database_reset else None,
@@ -344,13 +478,62 @@ class Daemon:
             }
 
     def today(self) -> dict[str, Any]:
-        from agent.stats import durations, format_duration
+        """Today's time from the local history, with its top projects, languages …"""
+        from agent.stats import today_summary
 
-        start, end = _today_bounds(self.clock())
+        timeout = self.settings.heartbeats.duration_timeout
         with self._reader() as store:
-            rows = store.history(start, end)
-        total = durations([row.time for row in rows])
-        return {"total_seconds": round(total, 3), "text": format_duration(total), "source": "local"}
+            summary = today_summary(store.history, self.clock(), timeout)
+        return {**summary.to_json(limit=TODAY_ROWS), "source": "local"}
+
+    def status_bar_answer(self) -> dict[str, Any]:
+        """The `today` answer with the status-bar shape plugins print for `--today`: the
+        local history's, or the server's (cached, refreshed off the request path) when it
+        counts more — it also knows other machines; the local one, what is not sent yet."""
+        local = self._local_status_bar_today()
+        chosen, source = local, "local"
+        server = self.server_today.get()
+        if server is not None:
+            server_data, local_data = server.get("data") or {}, local["data"]
+            server_day = (server_data.get("range") or {}).get("date")
+            same_day = server_day in (None, local_data["range"]["date"])
+            server_total = (server_data.get("grand_total") or {}).get("total_seconds") or 0
+            if same_day and server_total >= local_data["grand_total"]["total_seconds"]:
+                chosen, source = server, "server"
+        total = (chosen.get("data") or {}).get("grand_total") or {}
+        return {
+            "total_seconds": total.get("total_seconds", 0),
+            "text": total.get("text", ""),
+            "source": source,
+            "status_bar": chosen,
+        }
+
+    def _local_status_bar_today(self) -> dict[str, Any]:
+        """Computed again only after a commit or at midnight: status lines poll often."""
+        from agent.stats import day_bounds, status_bar, today_summary
+        from agent.useragent import local_timezone
+
+        now = self.clock()
+        key = (self.commits, time.strftime("%Y-%m-%d", time.localtime(day_bounds(now)[0])))
+        cached = self._local_status_bar
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with self._reader() as store:
+            local = status_bar(today_summary(store.history, now), now, local_timezone())
+        self._local_status_bar = (key, local)
+        return local
+
+    def _fetch_status_bar(self) -> dict[str, Any] | None:
+        from agent.api import ApiError, WakaTimeApi
+
+        try:
+            with WakaTimeApi.from_settings(self.settings) as api:
+                return api._fetch(dict, STATUS_BAR_ROUTE)
+        except (ApiError, ConfigError) as exc:
+            log.debug("status bar: %s", exc)
+        except Exception:  # only a nicety for `--today`: never worth more than a log line
+            log.exception("status bar: the server's figure could not be read")
+        return None
 
     @contextlib.contextmanager
     def _reader(self) -> Any:
@@ -359,6 +542,76 @@ class Daemon:
             yield store
         finally:
             store.close()
+
+
+class CachedFetch:
+    """A value fetched in a background thread at most once per `max_age` seconds; readers
+    get the last good one at once, so no request waits on the network."""
+
+    def __init__(
+        self,
+        fetch: Callable[[], dict[str, Any] | None],
+        clock: Callable[[], float],
+        max_age: float = STATUS_BAR_MAX_AGE,
+    ) -> None:
+        self._fetch = fetch
+        self._clock = clock
+        self.max_age = max_age
+        self._lock = threading.Lock()
+        self._value: dict[str, Any] | None = None
+        self._fetched_at = float("-inf")
+        self._running = False
+
+    def get(self) -> dict[str, Any] | None:
+        with self._lock:
+            start = not self._running and self._clock() - self._fetched_at >= self.max_age
+            self._running = self._running or start
+        if start:
+            threading.Thread(target=self._refresh, name="fetch", daemon=True).start()
+        return self._value
+
+    def _refresh(self) -> None:
+        try:
+            value = self._fetch()
+        finally:
+            with self._lock:
+                self._fetched_at = self._clock()
+                self._running = False
+        if value is not None:
+            self._value = value
+
+
+def build_sender(
+    settings: Settings, destination: Destination, clock: Callable[[], float] = time.time
+) -> Sender:
+    """A Sender for one destination with its own store connection and HTTP client (the
+    daemon's delivery loops, and `agent queue flush` when no daemon runs)."""
+    api = settings.api
+    store = HeartbeatStore(settings.database_path())
+    store.destination_id(destination.name, display_url(destination.url))
+    client = httpx.Client(
+        timeout=api.timeout,
+        verify=str(api.ca_bundle) if api.ca_bundle else True,
+        proxy=api.proxy,
+        follow_redirects=True,
+        headers={"Accept": "application/json"},
+    )
+    key = KeySource(destination)
+    if destination.name == DEFAULT:
+        # OAuth tokens when logged in (`agent login`), else the API key.
+        endpoint = Endpoint(
+            destination.name, destination.url, *default_credentials(settings, key, clock=clock)
+        )
+    else:
+        endpoint = Endpoint(destination.name, destination.url, _authorization(key))
+    return Sender(
+        store,
+        endpoint,
+        client,
+        machine_name(api.hostname),
+        batch_size=settings.queue.batch_size,
+        clock=clock,
+    )
 
 
 def _authorization(key: KeySource) -> Callable[[], str | None]:
@@ -379,20 +632,6 @@ def _policy_settings(settings: Settings) -> PolicySettings:
         storm_window=hb.storm_window,
         plugin_grace=hb.plugin_grace,
     )
-
-
-def _today_bounds(now: float) -> tuple[float, float]:
-    """Local midnight to midnight around now."""
-    local = time.localtime(now)
-    start = time.mktime((local.tm_year, local.tm_mon, local.tm_mday, 0, 0, 0, 0, 0, -1))
-    end = time.mktime((local.tm_year, local.tm_mon, local.tm_mday + 1, 0, 0, 0, 0, 0, -1))
-    return start, end
-
-
-def _iso(value: float | None) -> str | None:
-    if value is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(value))
 
 
 def notify_systemd(state: str) -> None:

@@ -128,6 +128,11 @@ def _text(value: Any) -> str:
         raise ValueError("must not contain NUL characters")
     if len(value) > MAX_TEXT:
         raise ValueError(f"must be at most {MAX_TEXT} characters")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:  # a lone surrogate: SQLite would refuse the whole commit
+            raise ValueError("must be valid Unicode text") from None
     return value
 
 

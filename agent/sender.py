@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -36,6 +37,13 @@ def basic_authorization(api_key: str) -> str:
     return "Basic " + base64.b64encode(api_key.encode()).decode()
 
 
+def display_url(url: str) -> str:
+    """A URL fit for logs and status: without user:password@ or a query (`?api_key=`)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """Where one destination's heartbeats go and how to authenticate there."""
@@ -46,6 +54,8 @@ class Endpoint:
     authorization: Callable[[], str | None]
     # Called after a 401: may refresh credentials (OAuth); True if they changed.
     refresh: Callable[[], bool] = lambda: False
+    # Why the credentials cannot be used, in the credentials' own words (OAuth), if known.
+    problem: Callable[[], str | None] = lambda: None
 
 
 class Outcome(enum.Enum):
@@ -58,6 +68,9 @@ class Outcome(enum.Enum):
 class ItemResult:
     outcome: Outcome
     reason: str | None = None
+
+
+Settled = tuple[QueuedHeartbeat, ItemResult]
 
 
 def item_outcome(status: int) -> Outcome:
@@ -185,6 +198,9 @@ class Sender:
     bulk: bool = True  # False once the server answered the bulk route 404/405
     # The credentials last refused (401/403): not tried again until they change.
     _refused: str | None = None
+    # Credentials were refreshed after a 401 and not yet accepted: a second 401 pauses, so
+    # a refresh that "succeeds" with tokens the server still refuses cannot loop hot.
+    _refreshed: bool = False
 
     def step(self) -> StepResult:
         batch = self.store.pending(self.endpoint.name, self.batch_size)
@@ -198,32 +214,51 @@ class Sender:
             )
         if authorization == self._refused and self.status.paused:
             return StepResult(Step.PAUSED, delay=AUTH_RETRY)
+        # What the server settled before a failure is recorded all the same: a split batch
+        # or a one-at-a-time run that fails halfway must not send its first half twice.
+        settled: list[Settled] = []
         try:
-            results = self._settle(batch, authorization)
+            self._settle(batch, authorization, settled)
         except _AuthRefused as exc:
-            if self.endpoint.refresh():
+            self._store_results(settled)
+            if not self._refreshed and self.endpoint.refresh():
+                self._refreshed = True
                 return StepResult(Step.PROGRESS)
+            self._refreshed = False
             self._refused = authorization
-            return self._pause(str(exc))
+            return self._pause(self.endpoint.problem() or str(exc))
         except _RequestFailed as exc:
+            self._store_results(settled)
             delay = self.backoff.next_delay(exc.retry_after)
             self.status.last_error = str(exc)
             self.status.retry_at = self.clock() + delay
             if self.backoff.failures == 1:
                 log.warning("%s: %s; retrying in %.0f s", self.endpoint.name, exc, delay)
             return StepResult(Step.RETRY, delay=delay)
-        return self._record(batch, results)
+        self._refreshed = False
+        delivered, rejected = self._store_results(settled)
+        if self.status.paused or self.status.last_error:
+            log.info("%s: delivering again", self.endpoint.name)
+        self.status.paused = self.status.last_error = self.status.retry_at = None
+        if waiting := [r.reason for _, r in settled if r.outcome is Outcome.RETRY]:
+            # Some items were answered 429/5xx: the rest is settled, these wait.
+            delay = self.backoff.next_delay()
+            self.status.last_error = waiting[0]
+            self.status.retry_at = self.clock() + delay
+            return StepResult(Step.RETRY, delay, delivered, rejected)
+        self.backoff.reset()
+        return StepResult(Step.PROGRESS, 0.0, delivered, rejected)
 
-    def _record(self, batch: Sequence[QueuedHeartbeat], results: list[ItemResult]) -> StepResult:
-        delivered = [
-            hb.id for hb, r in zip(batch, results, strict=True) if r.outcome is Outcome.DELIVERED
-        ]
+    def _store_results(self, settled: Sequence[Settled]) -> tuple[int, int]:
+        """Mark what the server decided; (delivered, rejected) counts."""
+        delivered = [hb.id for hb, r in settled if r.outcome is Outcome.DELIVERED]
         rejected = {
-            hb.id: r.reason or "rejected"
-            for hb, r in zip(batch, results, strict=True)
-            if r.outcome is Outcome.REJECTED
+            hb.id: r.reason or "rejected" for hb, r in settled if r.outcome is Outcome.REJECTED
         }
-        self.store.mark_delivered(self.endpoint.name, delivered)
+        if delivered:
+            self.store.mark_delivered(self.endpoint.name, delivered)
+            self.status.last_delivery = self.clock()
+            self.status.delivered += len(delivered)
         if rejected:
             self.store.mark_rejected(self.endpoint.name, rejected)
             log.warning(
@@ -232,18 +267,7 @@ class Sender:
                 len(rejected),
                 next(iter(rejected.values())),
             )
-        if self.status.paused or self.status.last_error:
-            log.info("%s: delivering again", self.endpoint.name)
-        self.status.paused = self.status.last_error = self.status.retry_at = None
-        if delivered:
-            self.status.last_delivery = self.clock()
-            self.status.delivered += len(delivered)
-        if any(r.outcome is Outcome.RETRY for r in results):
-            # Some items were answered 429/5xx: the rest is settled, these wait.
-            delay = self.backoff.next_delay()
-            return StepResult(Step.RETRY, delay, len(delivered), len(rejected))
-        self.backoff.reset()
-        return StepResult(Step.PROGRESS, 0.0, len(delivered), len(rejected))
+        return len(delivered), len(rejected)
 
     def forget_refusal(self) -> None:
         """Try the credentials again even if they were refused before."""
@@ -255,33 +279,46 @@ class Sender:
         self.status.paused = why
         return StepResult(Step.PAUSED, delay=AUTH_RETRY)
 
-    def _settle(self, batch: Sequence[QueuedHeartbeat], authorization: str) -> list[ItemResult]:
-        """Results for every item, splitting a batch the server refuses whole until the
-        refused heartbeats are isolated, so nothing valid waits behind them."""
+    def _settle(
+        self, batch: Sequence[QueuedHeartbeat], authorization: str, settled: list[Settled]
+    ) -> None:
+        """Append a result for every item to `settled`, splitting a batch the server refuses
+        whole until the refused heartbeats are isolated, so nothing valid waits behind them.
+        A failed request raises, leaving in `settled` what earlier requests decided."""
         if not self.bulk:
-            return [self._send_one(hb, authorization) for hb in batch]
+            for hb in batch:
+                settled.append((hb, self._send_one(hb, authorization)))
+            return
         status, body = self._post(BULK_ROUTE, [hb.payload for hb in batch], authorization, batch)
         if status in (404, 405):
             log.info(
                 "%s: no bulk route (HTTP %d); sending one at a time", self.endpoint.name, status
             )
             self.bulk = False
-            return self._settle(batch, authorization)
+            self._settle(batch, authorization, settled)
+            return
         per_item = read_bulk_answer(body, len(batch))
         if per_item is not None:
-            return per_item
+            settled.extend(zip(batch, per_item, strict=True))
+            return
         outcome = item_outcome(status)
         if outcome is Outcome.REJECTED and len(batch) > 1:
             half = len(batch) // 2
-            return self._settle(batch[:half], authorization) + self._settle(
-                batch[half:], authorization
-            )
-        return [
-            ItemResult(outcome, None if outcome is Outcome.DELIVERED else _reason(status, body))
-        ] * len(batch)
+            self._settle(batch[:half], authorization, settled)
+            self._settle(batch[half:], authorization, settled)
+            return
+        reason = None if outcome is Outcome.DELIVERED else _reason(status, body)
+        settled.extend((hb, ItemResult(outcome, reason)) for hb in batch)
 
     def _send_one(self, hb: QueuedHeartbeat, authorization: str) -> ItemResult:
         status, body = self._post(SINGLE_ROUTE, hb.payload, authorization, [hb])
+        if status in (404, 405):
+            # Neither route exists: a wrong URL, not a bad heartbeat. Probe bulk again later.
+            self.bulk = True
+            raise _RequestFailed(
+                f"no heartbeats route at {display_url(self.endpoint.url)} (HTTP {status});"
+                " check the API URL"
+            )
         outcome = item_outcome(status)
         if outcome is Outcome.RETRY:
             raise _RequestFailed(f"HTTP {status} from the server")
@@ -297,7 +334,9 @@ class Sender:
                 f"{self.endpoint.url}/{route}", json=payload, headers=headers
             )
         except httpx.HTTPError as exc:
-            raise _RequestFailed(f"cannot reach {self.endpoint.url}: {_describe(exc)}") from None
+            raise _RequestFailed(
+                f"cannot reach {display_url(self.endpoint.url)}: {_describe(exc)}"
+            ) from None
         if response.status_code in (401, 403):
             raise _AuthRefused(
                 f"the server refused the credentials (HTTP {response.status_code});"
@@ -305,7 +344,7 @@ class Sender:
             )
         if response.status_code == 429 or response.status_code >= 500:
             raise _RequestFailed(
-                f"HTTP {response.status_code} from {self.endpoint.url}",
+                f"HTTP {response.status_code} from {display_url(self.endpoint.url)}",
                 retry_after_seconds(response.headers.get("retry-after"), self.clock()),
             )
         try:

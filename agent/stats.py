@@ -169,6 +169,13 @@ def _ranked(bucket: dict[str, float], grand_total: float) -> tuple[SummaryItem, 
     )
 
 
+def iso_time(value: float | None) -> str | None:
+    """A timestamp as local ISO 8601 with its offset (`2025-06-01T14:02:09+0200`)."""
+    if value is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(value))
+
+
 def day_bounds(now: float) -> tuple[float, float]:
     """Local midnight before ``now`` and the next one, in the zone of ``TZ`` / the system
     (DST-safe: a day may be 23 or 25 hours long)."""
@@ -183,11 +190,11 @@ def today_summary(
     now: float,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Summary:
-    """Today's summary (local day around ``now``) from a history reader such as
-    `HeartbeatStore.history`, reading back ``timeout`` before midnight so a session that
-    began yesterday counts from midnight."""
+    """The summary of the local day around ``now`` from a history reader such as
+    `HeartbeatStore.history`, reading ``timeout`` beyond both midnights so that a session
+    across one is split there, not lost on either side."""
     start, end = day_bounds(now)
-    return summarize(history(start - timeout, end), start, end, timeout)
+    return summarize(history(start - timeout, end + timeout), start, end, timeout)
 
 
 # ----- the plugins' status bar (`wakatime-cli --today`, DESIGN §2a) ------------------------

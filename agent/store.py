@@ -9,12 +9,13 @@ invalid (`rejected`, kept with the server's reason). Several processes may use o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,26 @@ class DeliveryCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    """One heartbeat's delivery to one destination, for `agent queue list` and `export`."""
+
+    destination: str
+    state: str  # a STATE_NAMES value
+    attempts: int
+    reason: str | None
+    heartbeat: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "destination": self.destination,
+            "state": self.state,
+            "attempts": self.attempts,
+            "reason": self.reason,
+            "heartbeat": self.heartbeat,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryRow:
     time: float
     entity: str
@@ -144,7 +165,7 @@ class HeartbeatStore:
         """Open the store; a database that cannot be used is renamed aside (kept) and a
         fresh one started, so the agent never crash-loops on its own files."""
         try:
-            return cls(path), None
+            return cls._open_checked(path), None
         except StoreError as exc:
             if not exc.unusable:
                 raise
@@ -160,6 +181,21 @@ class HeartbeatStore:
                 aside,
             )
             return cls(path), aside
+
+    @classmethod
+    def _open_checked(cls, path: Path) -> HeartbeatStore:
+        """Open and run SQLite's quick_check: a truncated or damaged file can open fine and
+        fail only when its broken pages are read, which would refuse every heartbeat."""
+        store = cls(path)
+        try:
+            (verdict,) = store._db.execute("PRAGMA quick_check(1)").fetchone()
+        except sqlite3.DatabaseError as exc:
+            store.close()
+            raise _store_error(path, exc) from exc
+        if verdict != "ok":
+            store.close()
+            raise StoreError(f"{path}: damaged ({verdict})", unusable=True)
+        return store
 
     def close(self) -> None:
         self._db.close()
@@ -278,23 +314,32 @@ class HeartbeatStore:
             )
 
     def requeue_rejected(self, destination: str | None = None) -> int:
-        """Put rejected heartbeats back in the queue (after the user fixed the cause)."""
-        sql = "UPDATE deliveries SET state = 0, reason = NULL WHERE state = 2"
-        args: tuple[Any, ...] = ()
+        """Put rejected heartbeats back in the queue (after the user fixed the cause); how
+        many. The daemon sends them once woken (a new heartbeat or a `flush`)."""
+        sql = "UPDATE deliveries SET state = 0, reason = NULL, updated = ? WHERE state = 2"
+        args: tuple[Any, ...] = (time.time(),)
         if destination is not None:
-            sql += " AND destination_id = ?"
-            args = (self.destination_id(destination),)
+            sql += " AND destination_id = (SELECT id FROM destinations WHERE name = ?)"
+            args += (destination,)
         with self._transaction():
             return self._db.execute(sql, args).rowcount
 
     def prune(self, older_than: float) -> int:
-        """Forget history before a time; heartbeats still queued anywhere are kept."""
+        """Forget history before a time; heartbeats still queued anywhere, or kept aside as
+        rejected (until `agent queue purge --rejected`), are kept."""
         with self._transaction():
             return self._db.execute(
                 "DELETE FROM heartbeats WHERE time < ? AND id NOT IN"
-                " (SELECT heartbeat_id FROM deliveries WHERE state = 0)",
+                " (SELECT heartbeat_id FROM deliveries WHERE state != 1)",
                 (older_than,),
             ).rowcount
+
+    def purge(self, states: Sequence[int], destination: str | None = None) -> int:
+        """Drop deliveries in the given states (the queue, the rejected): those heartbeats
+        are never sent there; the history keeps them until it is pruned."""
+        sql, args = self._delivery_filter(states, destination)
+        with self._transaction():
+            return self._db.execute(f"DELETE FROM deliveries WHERE {sql}", args).rowcount
 
     # -- reading ----------------------------------------------------------------------
 
@@ -308,11 +353,12 @@ class HeartbeatStore:
         return [QueuedHeartbeat(row[0], json.loads(row[1])) for row in rows]
 
     def counts(self, destination: str | None = None) -> DeliveryCounts:
+        """Delivery rows by state; an unknown destination has none (and is not created)."""
         sql = "SELECT state, count(*) FROM deliveries"
         args: tuple[Any, ...] = ()
         if destination is not None:
-            sql += " WHERE destination_id = ?"
-            args = (self.destination_id(destination),)
+            sql += " WHERE destination_id = (SELECT id FROM destinations WHERE name = ?)"
+            args = (destination,)
         found = dict(self._db.execute(sql + " GROUP BY state", args).fetchall())
         return DeliveryCounts(found.get(QUEUED, 0), found.get(DELIVERED, 0), found.get(REJECTED, 0))
 
@@ -329,9 +375,48 @@ class HeartbeatStore:
         if destination is not None:
             sql += " AND t.name = ?"
             args.append(destination)
-        sql += " ORDER BY d.time LIMIT ?"
+        sql += " ORDER BY d.time, d.heartbeat_id LIMIT ?"
         args.append(limit)
         return [(n, r or "", json.loads(p)) for n, r, p in self._db.execute(sql, args)]
+
+    def deliveries(
+        self, states: Sequence[int], destination: str | None = None, limit: int | None = None
+    ) -> Iterator[DeliveryRow]:
+        """Deliveries in the given states, oldest heartbeat first, read lazily (an export of
+        a big backlog never sits in memory). Do not write with this store while iterating."""
+        where, args = self._delivery_filter(states, destination, alias="d.")
+        sql = (
+            "SELECT t.name, d.state, d.attempts, d.reason, h.payload FROM deliveries d"
+            " JOIN heartbeats h ON h.id = d.heartbeat_id"
+            f" JOIN destinations t ON t.id = d.destination_id WHERE {where}"
+            " ORDER BY d.time, d.heartbeat_id, t.id"
+        )
+        if limit is not None:
+            sql += " LIMIT ?"
+            args = (*args, limit)
+        for name, state, attempts, reason, payload in self._db.execute(sql, args):
+            yield DeliveryRow(name, STATE_NAMES[state], attempts, reason, json.loads(payload))
+
+    def queued_total(self) -> int:
+        """Undelivered heartbeats over every destination, counted through the state index."""
+        (total,) = self._db.execute(
+            "SELECT coalesce(sum((SELECT count(*) FROM deliveries d"
+            " WHERE d.destination_id = t.id AND d.state = 0)), 0) FROM destinations t"
+        ).fetchone()
+        return int(total)
+
+    def _delivery_filter(
+        self, states: Sequence[int], destination: str | None, alias: str = ""
+    ) -> tuple[str, tuple[Any, ...]]:
+        """A WHERE clause on deliveries for some states and, optionally, one destination."""
+        if not states:
+            raise ValueError("no delivery state given")
+        sql = f"{alias}state IN ({', '.join('?' * len(states))})"
+        args: tuple[Any, ...] = tuple(states)
+        if destination is not None:
+            sql += f" AND {alias}destination_id = ?"
+            args = (*args, self.destination_id(destination))
+        return sql, args
 
     def history(self, start: float, end: float) -> list[HistoryRow]:
         """Heartbeats with start <= time < end, in time order (for local durations)."""
@@ -346,8 +431,8 @@ class HeartbeatStore:
         sql = "SELECT max(updated) FROM deliveries WHERE state = 1"
         args: tuple[Any, ...] = ()
         if destination is not None:
-            sql += " AND destination_id = ?"
-            args = (self.destination_id(destination),)
+            sql += " AND destination_id = (SELECT id FROM destinations WHERE name = ?)"
+            args = (destination,)
         (value,) = self._db.execute(sql, args).fetchone()
         return value
 
@@ -363,4 +448,10 @@ class _Transaction:
         return self.db
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if not exc_type:
+            self.db.execute("COMMIT")
+        elif self.db.in_transaction:
+            # SQLite may have rolled back already (a full disk, an I/O error); a failed
+            # ROLLBACK must not hide the error that caused it.
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")

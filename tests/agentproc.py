@@ -83,11 +83,12 @@ class AgentProcess:
             self._lines.put(line.rstrip("\n"))
         self._lines.put(None)
 
-    def wait_for_log(self, text: str, timeout: float = 20.0) -> str:
-        """Block until a log line containing text appears (lines seen earlier count too)."""
-        for line in self.lines:
-            if text in line:
-                return line
+    def wait_for_log(self, text: str, timeout: float = 20.0, count: int = 1) -> str:
+        """Block until `count` log lines containing text appeared (lines seen earlier count
+        too); the last of them."""
+        found = [line for line in self.lines if text in line]
+        if len(found) >= count:
+            return found[count - 1]
         while True:
             try:
                 line = self._lines.get(timeout=timeout)
@@ -102,7 +103,9 @@ class AgentProcess:
                 )
             self.lines.append(line)
             if text in line:
-                return line
+                found.append(line)
+                if len(found) == count:
+                    return line
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
         assert self.proc is not None

@@ -64,3 +64,17 @@ def test_sigint_stops_cleanly_and_the_queue_survives(tmp_path: Path, waka: FakeW
         assert agent.stop() == 0
     assert hb["entity"].endswith("a.rs")
     assert hb["language"] == "Rust"
+
+
+def test_the_agents_own_files_never_count(tmp_path: Path, waka: FakeWakaTime) -> None:
+    """Watching a folder that holds the agent's database (e.g. the home folder)."""
+    home = git_repo(tmp_path / "home-as-repo")
+    env = agent_env(tmp_path, waka.url)
+    env["HEARTBEAT_AGENT_QUEUE__PATH"] = str(home / "state" / "heartbeats.sqlite3")
+    with AgentProcess(env, home) as agent:
+        (home / "one.py").write_text("x = 1\n")
+        waka.wait_for(1, timeout=15)
+        (home / "two.py").write_text("y = 2\n")  # after the database wrote its first delivery
+        received = waka.wait_for(2, timeout=15)
+        assert agent.stop() == 0
+    assert sorted(Path(hb["entity"]).name for hb in received) == ["one.py", "two.py"]

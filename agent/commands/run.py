@@ -21,7 +21,7 @@ def main(argv: list[str]) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    setup_logging(settings.log.level, args.verbose)
+    setup_logging(settings.log.level, args.verbose, file=settings.log.file)
     from agent.daemon import Daemon
     from agent.ipc.server import SocketInUse
 

@@ -1,49 +1,64 @@
-"""The plugin side of the socket: connect, send a request, read its answer.
+"""The plugin side of the socket: connect, send requests, read their answers in order.
 
-Standard library only: this is on the path a plugin spawns on every save.
+This is on the path a plugin spawns on every save, so it imports only what Python has
+loaded at startup anyway plus `_socket` (the `socket` module drags in `enum` and
+`selectors`) and `pathlib` nowhere (it imports `re`): paths are plain strings here.
 """
 
 from __future__ import annotations
 
-import json
+import _socket
 import os
-import socket
 import sys
-from pathlib import Path
-from typing import Any
 
-from agent.ipc.protocol import MAX_LINE, encode
+from agent.ipc.protocol import MAX_LINE, encode, loads
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 APP_NAME = "heartbeat-agent"
+SOCKET_ENV = "HEARTBEAT_AGENT_SOCKET"
+# The settings' own name for `[ipc] socket`, honoured without loading the settings.
+SETTINGS_SOCKET_ENV = "HEARTBEAT_AGENT_IPC__SOCKET"
+
+
+def socket_file() -> str:
+    """`$HEARTBEAT_AGENT_SOCKET`, else `$XDG_RUNTIME_DIR/heartbeat-agent/agent.sock`, else
+    the per-user state folder (what platformdirs gives, computed here without importing it)."""
+    if override := os.environ.get(SOCKET_ENV) or os.environ.get(SETTINGS_SOCKET_ENV):
+        return os.path.expanduser(override)
+    if runtime := os.environ.get("XDG_RUNTIME_DIR"):
+        return os.path.join(runtime, APP_NAME, "agent.sock")
+    home = os.path.expanduser("~")
+    if sys.platform == "darwin":
+        base = os.path.join(home, "Library", "Application Support")
+    else:
+        base = os.environ.get("XDG_STATE_HOME") or os.path.join(home, ".local", "state")
+    return os.path.join(base, APP_NAME, "agent.sock")
 
 
 def default_socket_path() -> Path:
-    """`$HEARTBEAT_AGENT_SOCKET`, else `$XDG_RUNTIME_DIR/heartbeat-agent/agent.sock`, else
-    the per-user state folder (what platformdirs gives, computed here without importing it)."""
-    if override := os.environ.get("HEARTBEAT_AGENT_SOCKET"):
-        return Path(override)
-    if runtime := os.environ.get("XDG_RUNTIME_DIR"):
-        return Path(runtime) / APP_NAME / "agent.sock"
-    if sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return base / APP_NAME / "agent.sock"
+    """`socket_file()` as a Path, for the daemon's side."""
+    from pathlib import Path
+
+    return Path(socket_file())
 
 
 class DaemonUnavailable(OSError):
-    """No daemon answers on the socket."""
+    """No daemon answers on the socket, or it went away mid-request."""
 
 
 class IpcClient:
-    """One connection; requests are answered in order."""
+    """One connection; requests are answered in order. A plugin may keep it open."""
 
-    def __init__(self, path: Path | None = None, timeout: float = 5.0) -> None:
-        self.path = path or default_socket_path()
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def __init__(self, path: str | os.PathLike[str] | None = None, timeout: float = 5.0) -> None:
+        self.path = os.fspath(path) if path is not None else socket_file()
+        self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         self._sock.settimeout(timeout)
         try:
-            self._sock.connect(os.fspath(self.path))
+            self._sock.connect(self.path)
         except OSError as exc:
             self._sock.close()
             raise DaemonUnavailable(f"no daemon at {self.path}: {exc}") from exc
@@ -59,23 +74,40 @@ class IpcClient:
         self._sock.close()
 
     def request(self, message: dict[str, Any]) -> dict[str, Any]:
-        self._sock.sendall(encode(message))
+        """Send one request and wait for its answer."""
+        self.send(message)
         return self.read_answer()
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Send without waiting (pipelining); read the answers with `read_answer`."""
+        try:
+            self._sock.sendall(encode(message))
+        except OSError as exc:
+            raise DaemonUnavailable(f"cannot send to the daemon: {exc}") from exc
 
     def read_answer(self) -> dict[str, Any]:
         while b"\n" not in self._buffer:
-            chunk = self._sock.recv(65536)
+            try:
+                chunk = self._sock.recv(65536)
+            except OSError as exc:
+                raise DaemonUnavailable(f"no answer from the daemon: {exc}") from exc
             if not chunk:
                 raise DaemonUnavailable("the daemon closed the connection")
             self._buffer += chunk
             if len(self._buffer) > MAX_LINE * 4:
                 raise DaemonUnavailable("answer too long")
         line, self._buffer = self._buffer.split(b"\n", 1)
-        return json.loads(line)
+        try:
+            answer = loads(line)
+        except ValueError as exc:
+            raise DaemonUnavailable(f"unreadable answer from the daemon: {exc}") from exc
+        if not isinstance(answer, dict):
+            raise DaemonUnavailable("unreadable answer from the daemon: not an object")
+        return answer
 
 
 def request(
-    message: dict[str, Any], path: Path | None = None, timeout: float = 5.0
+    message: dict[str, Any], path: str | os.PathLike[str] | None = None, timeout: float = 5.0
 ) -> dict[str, Any]:
     """One request on a fresh connection."""
     with IpcClient(path, timeout) as client:

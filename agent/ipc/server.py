@@ -107,10 +107,23 @@ class IpcServer:
         answers: asyncio.Queue[asyncio.Future[dict[str, Any]] | None],
         writer: asyncio.StreamWriter,
     ) -> None:
+        connected = True
         while (pending := await answers.get()) is not None:
-            writer.write(encode(await pending))
-            if answers.empty():
+            answer = await pending  # awaited even for a client gone: its heartbeats still count
+            if not connected:
+                continue
+            try:
+                line = encode(answer)
+            except (TypeError, ValueError) as exc:
+                log.error("unsendable answer %r: %s", answer, exc)
+                line = encode(error(f"internal error: unsendable answer: {exc}"))
+            try:
+                writer.write(line)
+                # At once when nothing is buffered; waits only on a client that reads no
+                # answers (past the high-water mark), which then stalls nobody but itself.
                 await writer.drain()
+            except ConnectionError:
+                connected = False  # keep taking answers so the reader never blocks on us
 
 
 class _TooLong:

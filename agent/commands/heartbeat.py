@@ -1,0 +1,405 @@
+"""`agent heartbeat`, bare `agent --entity …` and `wakatime-cli …`: wakatime-cli's command
+line (DESIGN §2a), answered by the daemon over the socket.
+
+A plugin spawns this on every save, so the common case — a heartbeat or `--today` with the
+daemon up — imports nothing beyond the standard library's startup set, `agent.compat` and
+the IPC client. Everything heavier (settings, SQLite, detection) loads only when no daemon
+answers, and then goes through `_full_python()` so a launcher started with `python -S`
+(what `agent plugins install` writes, to skip `site`) still finds its dependencies.
+
+Silence is part of the contract: a successful heartbeat prints nothing at all. Problems
+go to wakatime-cli's log file (`--log-file`, default `~/.wakatime/wakatime.log`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from agent.compat import (
+    CompatArgs,
+    ExitCode,
+    heartbeat_dicts,
+    is_wakatime_cli_name,
+    parse_args,
+    read_extra_heartbeats,
+)
+from agent.ipc.client import DaemonUnavailable, IpcClient, socket_file
+from agent.ipc.protocol import dumps
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from agent.config import Settings
+
+LOCAL_BUILD = "<local-build>"
+# How long a heartbeat may wait for the daemon's commit before it is written directly.
+DAEMON_TIMEOUT = 10.0
+HARMLESS = (
+    "metrics",
+    "sync_ai_activity",
+    "sync_ai_disabled",
+    "send_diagnostics_on_errors",
+    "log_to_stdout",
+    "internal_config",
+)
+USAGE = """usage: agent heartbeat --entity FILE [wakatime-cli flags]
+
+wakatime-cli's flags, for WakaTime editor plugins: --entity --time --write --plugin
+--lineno --cursorpos --lines-in-file --category --entity-type --project --language
+--extra-heartbeats (a JSON array on stdin) --today [--output json|raw-json]
+--offline-count --print-offline-heartbeats N --sync-offline-activity N
+--config-read KEY --config-write KEY=VALUE --config-section NAME --version --user-agent"""
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    log = CompatLog(args)
+    for word in args.invalid:
+        log.write("warning", f"ignored an invalid flag value: {word}")
+    if args.unknown:
+        log.debug(f"ignored unknown flags: {' '.join(args.unknown)}")
+    try:
+        return _dispatch(args, log)
+    except Exception as exc:  # a plugin must never see a traceback
+        log.write("error", f"{type(exc).__name__}: {exc}")
+        return ExitCode.ERR_GENERIC
+
+
+def _dispatch(args: CompatArgs, log: CompatLog) -> int:
+    """wakatime-cli's order of precedence among its commands (cmd/run.go)."""
+    if args.help:
+        print(USAGE)
+        return ExitCode.SUCCESS
+    if args.user_agent:
+        from agent.useragent import full_user_agent
+
+        print(full_user_agent(args.plugin))
+        return ExitCode.SUCCESS
+    if args.version:
+        from agent import __version__
+
+        print(LOCAL_BUILD if is_wakatime_cli_name(sys.argv[0]) else __version__)
+        return ExitCode.SUCCESS
+    if args.config_read is not None:
+        return _config_read(args, log)
+    if args.config_write is not None:
+        return _config_write(args, log)
+    if args.today:
+        return _today(args, log)
+    if args.today_goal is not None or args.file_experts:
+        return ExitCode.SUCCESS  # team features this agent does not have: answered empty
+    if args.entity is not None:
+        return _heartbeat(args, log)
+    if args.sync_offline_activity is not None:
+        return _sync_offline(log)
+    if args.offline_count:
+        return _offline_count()
+    if args.print_offline_heartbeats is not None:
+        return _print_offline(args.print_offline_heartbeats)
+    if any(getattr(args, name) for name in HARMLESS):
+        return ExitCode.SUCCESS
+    log.write("warning", "one of --entity, --today, --version, --config-read, ... is needed")
+    print(USAGE, file=sys.stderr)
+    return ExitCode.ERR_GENERIC
+
+
+# -- heartbeats -----------------------------------------------------------------------
+
+
+def _heartbeat(args: CompatArgs, log: CompatLog) -> int:
+    extras: list[dict[str, Any]] = []
+    if args.extra_heartbeats:
+        extras, problems = read_extra_heartbeats(sys.stdin)
+        for problem in problems:
+            log.write("warning", problem)
+    items = heartbeat_dicts(args, extras, time.time())
+    if not items:
+        log.debug("every heartbeat was excluded by --exclude")
+        return ExitCode.SUCCESS
+    request = {"op": "heartbeats", "heartbeats": [item for _, item in items], "skip_invalid": True}
+    try:
+        with IpcClient(timeout=DAEMON_TIMEOUT) as client:
+            answer = client.request(request)
+    except DaemonUnavailable as exc:
+        log.debug(f"{exc}; writing to the queue directly")
+        return _heartbeat_offline(args, extras, log, socket_file())
+    return _acknowledged(answer, [label for label, _ in items], log)
+
+
+def _acknowledged(answer: dict[str, Any], labels: list[str], log: CompatLog) -> int:
+    """The exit code for the daemon's answer; skipped heartbeats are logged, not fatal,
+    unless the one the flags described was refused."""
+    if not answer.get("ok"):
+        log.write("error", f"the daemon refused the heartbeats: {answer.get('error')}")
+        return ExitCode.ERR_GENERIC
+    main_refused = False
+    for skipped in answer.get("skipped") or []:
+        index = skipped.get("index")
+        label = labels[index] if isinstance(index, int) and 0 <= index < len(labels) else "?"
+        main_refused = main_refused or label == "heartbeat"
+        log.write("warning", f"{label} dropped: {skipped.get('error')}")
+    return ExitCode.ERR_GENERIC if main_refused else ExitCode.SUCCESS
+
+
+def _heartbeat_offline(
+    args: CompatArgs, extras: list[dict[str, Any]], log: CompatLog, tried: str
+) -> int:
+    """No daemon: validate, detect and commit straight into the daemon's SQLite queue
+    (WAL, busy timeout: safe beside a daemon that starts meanwhile). Exit 102 as
+    wakatime-cli does when it queues offline, or 104 when no API key is configured."""
+    settings = _settings(log)
+    if settings is None:
+        return ExitCode.ERR_CONFIG_FILE_PARSE
+    configured = os.fspath(settings.socket_path())
+    items = heartbeat_dicts(args, extras, time.time())
+    if configured != tried:  # `[ipc] socket` in the TOML file names another socket
+        try:
+            with IpcClient(configured, timeout=DAEMON_TIMEOUT) as client:
+                answer = client.request(
+                    {"op": "heartbeats", "heartbeats": [i for _, i in items], "skip_invalid": True}
+                )
+            return _acknowledged(answer, [label for label, _ in items], log)
+        except DaemonUnavailable:
+            pass
+    from agent.builder import HeartbeatBuilder, detect_options
+    from agent.compat import build_heartbeats
+    from agent.destinations import Router, configured_destinations
+    from agent.detect import Detector
+    from agent.store import HeartbeatStore
+
+    heartbeats, problems = build_heartbeats(args, extras, time.time())
+    for problem in problems:
+        log.write("warning", f"dropped: {problem}")
+    builder = HeartbeatBuilder(Detector(detect_options(settings)))
+    router = Router(tuple(configured_destinations(settings)))
+    rows = []
+    for heartbeat in heartbeats:
+        complete = builder.complete(heartbeat)
+        if complete is not None:
+            rows.append((complete, router.route(complete)))
+    store = HeartbeatStore(settings.database_path())
+    try:
+        store.add(rows)
+    finally:
+        store.close()
+    log.debug(f"no daemon: {len(rows)} heartbeat(s) written to {settings.database_path()}")
+    if any(problem.startswith("heartbeat:") for problem in problems):
+        return ExitCode.ERR_GENERIC
+    if settings.api.key is None and settings.api.key_command is None and not args.key:
+        return ExitCode.ERR_AUTH  # plugins ask the user for a key on this code
+    return ExitCode.ERR_API
+
+
+# -- today ----------------------------------------------------------------------------
+
+
+def _today(args: CompatArgs, log: CompatLog) -> int:
+    """The status-bar figure, from the daemon (local history and the server's cached
+    figure), else straight from the database."""
+    try:
+        answer = _ask({"op": "today", "status_bar": True})
+        summary = answer["status_bar"]
+    except (DaemonUnavailable, KeyError) as exc:
+        log.debug(f"today: {exc}; reading the local history")
+        summary = _today_offline(log)
+        if summary is None:
+            return ExitCode.ERR_CONFIG_FILE_PARSE
+    print(render_today(summary, args.output, _hide_categories(args), args.today_max_categories))
+    return ExitCode.SUCCESS
+
+
+def render_today(
+    summary: dict[str, Any], output: str | None, hide_categories: bool, max_categories: int | None
+) -> str:
+    """wakatime-cli's three `--today` forms: text, `json` and `raw-json`."""
+    if output == "raw-json":
+        return dumps(summary)
+    data = summary.get("data") or {}
+    text = (data.get("grand_total") or {}).get("text") or "0 secs"
+    if output == "json":
+        return dumps({"text": text, "has_team_features": bool(summary.get("has_team_features"))})
+    categories = data.get("categories") or []
+    if hide_categories or len(categories) < 2:
+        return text
+    if max_categories is not None and max_categories > 0:
+        categories = categories[:max_categories]
+    return ", ".join(f"{item['text']} {item['name']}" for item in categories)
+
+
+def _hide_categories(args: CompatArgs) -> bool:
+    value = (args.today_hide_categories or "").strip().lower()
+    return value in ("1", "t", "true")
+
+
+def _today_offline(log: CompatLog) -> dict[str, Any] | None:
+    settings = _settings(log)
+    if settings is None:
+        return None
+    from agent.stats import status_bar, today_summary
+    from agent.store import HeartbeatStore
+    from agent.useragent import local_timezone
+
+    now = time.time()
+    store = HeartbeatStore(settings.database_path())
+    try:
+        return status_bar(today_summary(store.history, now), now, local_timezone())
+    finally:
+        store.close()
+
+
+# -- the offline queue ------------------------------------------------------------------
+
+
+def _offline_count() -> int:
+    try:
+        queued = _ask({"op": "status"}).get("queued", 0)
+    except DaemonUnavailable:
+        settings = _settings(CompatLog(None))
+        if settings is None:
+            return ExitCode.ERR_CONFIG_FILE_PARSE
+        from agent.store import HeartbeatStore
+
+        store = HeartbeatStore(settings.database_path())
+        try:
+            queued = store.counts().queued
+        finally:
+            store.close()
+    print(queued)
+    return ExitCode.SUCCESS
+
+
+def _print_offline(limit: int) -> int:
+    """The oldest queued heartbeats as a JSON array, as wakatime-cli prints them."""
+    settings = _settings(CompatLog(None))
+    if settings is None:
+        return ExitCode.ERR_CONFIG_FILE_PARSE
+    from agent.destinations import DEFAULT
+    from agent.store import HeartbeatStore
+
+    store = HeartbeatStore(settings.database_path())
+    try:
+        queued = store.pending(DEFAULT, limit if limit > 0 else 1_000_000)
+    finally:
+        store.close()
+    print(dumps([item.payload for item in queued]))
+    return ExitCode.SUCCESS
+
+
+def _sync_offline(log: CompatLog) -> int:
+    """Delivery is the daemon's job: ask it to send now. Without one, nothing can be sent."""
+    try:
+        _ask({"op": "flush"})
+    except DaemonUnavailable as exc:
+        log.write("warning", f"sync-offline-activity: {exc}; the queue is sent when it runs")
+        return ExitCode.ERR_API
+    return ExitCode.SUCCESS
+
+
+# -- ~/.wakatime.cfg ----------------------------------------------------------------------
+
+
+def _config_read(args: CompatArgs, log: CompatLog) -> int:
+    from agent import wakatime_cfg
+
+    key = args.config_read or ""
+    section = args.config_section or "settings"
+    value = wakatime_cfg.read_value(key, section, _cfg_path(args)).strip()
+    if not value:
+        log.write("warning", f"config-read: [{section}] {key} is empty or missing")
+        return ExitCode.ERR_CONFIG_FILE_READ
+    print(value)
+    return ExitCode.SUCCESS
+
+
+def _config_write(args: CompatArgs, log: CompatLog) -> int:
+    from agent import wakatime_cfg
+
+    section = args.config_section or "settings"
+    try:
+        for key, value in (args.config_write or {}).items():
+            wakatime_cfg.write_value(key, value, section, _cfg_path(args))
+    except OSError as exc:
+        log.write("error", f"config-write: {exc}")
+        return ExitCode.ERR_CONFIG_FILE_WRITE
+    return ExitCode.SUCCESS
+
+
+def _cfg_path(args: CompatArgs) -> Any:
+    """`--config` is wakatime-cli's INI file, not the agent's TOML."""
+    if not args.config:
+        return None
+    from pathlib import Path
+
+    return Path(args.config).expanduser()
+
+
+# -- shared -----------------------------------------------------------------------------
+
+
+def _ask(message: dict[str, Any]) -> dict[str, Any]:
+    with IpcClient(timeout=DAEMON_TIMEOUT) as client:
+        answer = client.request(message)
+    if not answer.get("ok"):
+        raise DaemonUnavailable(f"the daemon answered: {answer.get('error')}")
+    return answer
+
+
+def _settings(log: CompatLog) -> Settings | None:
+    """The agent's settings (heavy: pydantic); None after logging a configuration error."""
+    _full_python()
+    from agent.config import ConfigError, load_settings
+
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        log.write("error", f"configuration: {exc}")
+        return None
+
+
+def _full_python() -> None:
+    """Under the `python -S` launcher, add site-packages now that they are needed."""
+    if sys.flags.no_site and "site" not in sys.modules:
+        import site
+
+        site.main()
+
+
+class CompatLog:
+    """wakatime-cli's log file, opened only when there is something to say; stdout with
+    `--log-to-stdout`. Never stderr: some plugins show any output as an error."""
+
+    def __init__(self, args: CompatArgs | None) -> None:
+        self.verbose = bool(args and args.verbose)
+        self.to_stdout = bool(args and args.log_to_stdout)
+        self.path = args.log_file if args and args.log_file else None
+
+    def debug(self, message: str) -> None:
+        if self.verbose:
+            self.write("debug", message)
+
+    def write(self, level: str, message: str) -> None:
+        line = dumps(
+            {
+                "caller": "heartbeat-agent",
+                "level": level,
+                "message": message,
+                "now": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+        )
+        if self.to_stdout:
+            print(line)
+            return
+        path = self.path or os.path.join(_wakatime_home(), ".wakatime", "wakatime.log")
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as file:
+                file.write(line + "\n")
+        except OSError:
+            pass  # nowhere to log: staying silent beats breaking the plugin
+
+
+def _wakatime_home() -> str:
+    return os.path.expanduser(os.environ.get("WAKATIME_HOME") or "~")

@@ -1,0 +1,151 @@
+"""`agent status [--json]`: how the running daemon is doing: pid, uptime, watched folders,
+the queue, the last delivery and error, today's time, and each destination.
+
+With no daemon it says so and exits 1; `--json` then still reports what the database
+knows, with `"running": false`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from agent.commands.common import CommandError, add_config_option, run_command, settings_from
+
+if TYPE_CHECKING:
+    from agent.config import Settings
+
+NOT_RUNNING = 1
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="agent status", description=__doc__)
+    parser.add_argument("--json", action="store_true", help="one JSON object, stable for scripts")
+    add_config_option(parser)
+    return run_command(_status, parser.parse_args(argv))
+
+
+def _status(args: argparse.Namespace) -> int:
+    from agent.ipc.client import DaemonUnavailable, request
+
+    settings = settings_from(args)
+    try:
+        answer = request({"op": "status"}, settings.socket_path(), timeout=30.0)
+    except DaemonUnavailable:
+        return _not_running(settings, args.json)
+    if not answer.pop("ok", False):
+        raise CommandError(f"the daemon answered: {answer.get('error')}")
+    report = {"running": True, **answer}
+    print(json.dumps(report, indent=2) if args.json else render(report))
+    return 0
+
+
+def _not_running(settings: Settings, as_json: bool) -> int:
+    socket = settings.socket_path()
+    if not as_json:
+        print(
+            f"agent: no daemon is running (nothing answers at {socket}); start one with"
+            " `agent run`, or `agent service install` to have it always running",
+            file=sys.stderr,
+        )
+        return NOT_RUNNING
+    print(json.dumps(offline_report(settings), indent=2))
+    return NOT_RUNNING
+
+
+def offline_report(settings: Settings) -> dict[str, Any]:
+    """The status keys that the database can answer without a daemon."""
+    import time
+
+    from agent.commands.queue import open_store
+    from agent.stats import iso_time, today_summary
+
+    report: dict[str, Any] = {
+        "running": False,
+        "pid": None,
+        "uptime_seconds": None,
+        "watching": [],
+        "queued": 0,
+        "rejected": 0,
+        "delivered_total": 0,
+        "last_delivery": None,
+        "last_error": None,
+        "today_seconds": 0.0,
+        "database": str(settings.database_path()),
+        "socket": str(settings.socket_path()),
+        "destinations": [],
+    }
+    with open_store(settings) as store:
+        if store is None:
+            return report
+        counts = store.counts()
+        today = today_summary(store.history, time.time(), settings.heartbeats.duration_timeout)
+        report.update(
+            queued=counts.queued,
+            rejected=counts.rejected,
+            delivered_total=counts.delivered,
+            last_delivery=iso_time(store.last_delivery()),
+            today_seconds=round(today.total_seconds, 3),
+            destinations=[
+                {
+                    "name": name,
+                    "url": url,
+                    "queued": (c := store.counts(name)).queued,
+                    "delivered": c.delivered,
+                    "rejected": c.rejected,
+                    "last_delivery": iso_time(store.last_delivery(name)),
+                    "last_error": None,
+                    "paused": None,
+                }
+                for name, url in store.destinations().items()
+            ],
+        )
+    return report
+
+
+def render(report: dict[str, Any]) -> str:
+    """One glanceable block."""
+    from agent.stats import format_duration
+
+    lines = [
+        f"heartbeat-agent {report.get('version', '')} running"
+        f" (pid {report['pid']}, up {format_duration(report['uptime_seconds'])})",
+        _field("watching", ", ".join(report["watching"]) or "nothing"),
+        _field("today", format_duration(report["today_seconds"])),
+        _field(
+            "queue",
+            f"{report['queued']:,} queued, {report['rejected']:,} rejected,"
+            f" {report['delivered_total']:,} delivered",
+        ),
+        _field("last sent", report["last_delivery"] or "never"),
+    ]
+    if report["last_error"]:
+        lines.append(_field("last error", report["last_error"]))
+    limit = report.get("max_queued")
+    if limit is not None and report["queued"] > limit:
+        lines.append(
+            f"  ! more than [queue] max_queued = {limit:,} heartbeats wait: none is dropped,"
+            " but delivery is not keeping up"
+        )
+    destinations = report["destinations"]
+    if len(destinations) > 1 or any(d["paused"] or d["last_error"] for d in destinations):
+        lines.append("  destinations")
+        width = max(len(d["name"]) for d in destinations)
+        for d in destinations:
+            state = d["paused"] or d["last_error"] or "ok"
+            lines.append(
+                f"    {d['name']:<{width}}  {d['url']}  {d['queued']:,} queued,"
+                f" {d['rejected']:,} rejected  {state}"
+            )
+    if report.get("database_reset"):
+        lines.append(
+            _field("note", f"an unusable database was moved to {report['database_reset']}")
+        )
+    lines += [_field("database", report["database"]), _field("socket", report["socket"])]
+    return "\n".join(lines)
+
+
+def _field(name: str, value: str) -> str:
+    return f"  {name:<11}{value}"

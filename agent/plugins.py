@@ -1,0 +1,193 @@
+"""Connecting WakaTime editor plugins to the agent (DESIGN §2a): a `wakatime-cli` launcher
+where plugins look for one, and a report of which plugin will reach it.
+
+The launcher is a tiny script written for this Python: it runs `python -S` (skipping
+`site`, ~3 ms) with the agent's package folder on sys.path, and imports neither `re` nor
+the console-script machinery, so a plugin's per-save call costs little more than Python's
+own start. The compat command adds site-packages itself when it needs a dependency.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import agent
+
+LAUNCHER_MARKER = "heartbeat-agent's wakatime-cli launcher"
+CONSOLE_SCRIPT_MARKER = "from agent.cli import main"
+CLI_NAME = "wakatime-cli"
+GO_ARCH = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "i386": "386",
+    "i686": "386",
+    "armv7l": "arm",
+    "armv6l": "arm",
+}
+
+
+class InstallRefused(Exception):
+    """A real wakatime-cli is where the launcher would go."""
+
+
+def launcher_text(python: str | None = None) -> str:
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(agent.__file__)))
+    return (
+        f"#!{python or sys.executable} -S\n"
+        f"# {LAUNCHER_MARKER}: WakaTime plugins run this as wakatime-cli and reach the\n"
+        "# agent's daemon. Written by `agent plugins install`; safe to delete.\n"
+        "import sys\n"
+        f"sys.path.insert(0, {package_parent!r})\n"
+        "from agent.cli import main\n"
+        "sys.exit(main())\n"
+    )
+
+
+def user_bin_dir() -> Path:
+    return Path.home() / ".local" / "bin"
+
+
+def managed_cli_path() -> Path:
+    """Where plugins keep the wakatime-cli they download: `~/.wakatime/wakatime-cli-<os>-<arch>`
+    (`$WAKATIME_HOME` honoured). Sublime, the macOS app and Visual Studio look only here."""
+    home = Path(os.environ.get("WAKATIME_HOME") or Path.home()).expanduser()
+    system = platform.system().lower() or "linux"
+    machine = platform.machine().lower()
+    suffix = ".exe" if system == "windows" else ""
+    return home / ".wakatime" / f"{CLI_NAME}-{system}-{GO_ARCH.get(machine, machine)}{suffix}"
+
+
+def is_agent_program(path: str | os.PathLike[str] | None) -> bool:
+    """True for this agent under any name: the launcher, or pip's console script."""
+    if not path:
+        return False
+    try:
+        with open(os.path.realpath(path), "rb") as file:
+            head = file.read(4096)
+    except OSError:
+        return False
+    return LAUNCHER_MARKER.encode() in head or CONSOLE_SCRIPT_MARKER.encode() in head
+
+
+def install_launcher(target: Path, *, force: bool = False) -> Path | None:
+    """Write the launcher at target; returns where a replaced program was moved, if any.
+
+    Raises InstallRefused when target is a real wakatime-cli and force is not given.
+    """
+    backup = None
+    if target.exists() or target.is_symlink():
+        if not is_agent_program(target):
+            if not force:
+                raise InstallRefused(
+                    f"{target} is a real wakatime-cli, not heartbeat-agent's; left as it is"
+                    " (--force moves it aside and installs the launcher)"
+                )
+            backup = target.with_name(target.name + ".orig")
+            os.replace(target, backup)
+        else:
+            target.unlink()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(launcher_text(), encoding="utf-8")
+    tmp.chmod(0o755)
+    os.replace(tmp, target)
+    return backup
+
+
+@dataclass(frozen=True)
+class EditorRoute:
+    """How one editor's plugin finds its CLI, and whether that ends at the agent."""
+
+    editor: str
+    ready: bool
+    via: str  # what the plugin will run, or why not
+    setting: str | None  # the one thing to set when not ready
+
+
+def editor_routes(env: dict[str, str] | None = None) -> list[EditorRoute]:
+    """Editor by editor (DESIGN §2a), from the user's PATH, environment and config files."""
+    env = dict(os.environ if env is None else env)
+    home = Path(env.get("HOME") or Path.home())
+    on_path = shutil.which(CLI_NAME, path=env.get("PATH"))
+    path_ok = is_agent_program(on_path)
+    managed = managed_cli_path()
+    managed_ok = is_agent_program(managed)
+    launcher = user_bin_dir() / CLI_NAME
+    path_via = on_path or f"no {CLI_NAME} on PATH"
+    path_fix = None if path_ok else f"run `agent plugins install` (puts {launcher} on PATH)"
+    managed_fix = (
+        None if managed_ok else f"run `agent plugins install --managed` (writes {managed})"
+    )
+
+    def by_setting(editor: str, name: str, value: str | None, fallback_ok: bool) -> EditorRoute:
+        if value:
+            ready = is_agent_program(os.path.expanduser(value))
+            return EditorRoute(editor, ready, f"{name} = {value}", None if ready else name)
+        setting = None if fallback_ok else f"{name} = {launcher}  (or: {path_fix})"
+        return EditorRoute(editor, fallback_ok, path_via, setting)
+
+    vim_path = _setting_in(
+        [home / ".vimrc", home / ".vim" / "vimrc", home / ".config" / "nvim" / "init.vim"],
+        "g:wakatime_CLIPath",
+    )
+    emacs_path = _setting_in(
+        [home / ".emacs", home / ".emacs.d" / "init.el", home / ".config" / "emacs" / "init.el"],
+        "wakatime-cli-path",
+    )
+    jetbrains = env.get("WAKATIME_CLI_LOCATION")
+    routes = [
+        by_setting("Vim / Neovim", "g:wakatime_CLIPath", vim_path, path_ok),
+        EditorRoute("VS Code", path_ok, path_via, path_fix),
+        by_setting("Emacs", "wakatime-cli-path", emacs_path, path_ok),
+        EditorRoute("Zed", path_ok, path_via, path_fix),
+        EditorRoute("Claude Code / opencode", path_ok, path_via, path_fix),
+    ]
+    if jetbrains:
+        ready = is_agent_program(jetbrains)
+        routes.append(
+            EditorRoute(
+                "JetBrains",
+                ready,
+                f"WAKATIME_CLI_LOCATION = {jetbrains}",
+                None if ready else f"WAKATIME_CLI_LOCATION={launcher}",
+            )
+        )
+    else:
+        routes.append(
+            EditorRoute(
+                "JetBrains",
+                managed_ok,
+                str(managed),
+                None if managed_ok else f"WAKATIME_CLI_LOCATION={launcher}",
+            )
+        )
+    for editor in ("Sublime Text", "macOS app", "Visual Studio"):
+        routes.append(EditorRoute(editor, managed_ok, str(managed), managed_fix))
+    return routes
+
+
+def _setting_in(files: list[Path], name: str) -> str | None:
+    """The quoted value given to a setting on a line of the first file that sets it."""
+    for path in files:
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            stripped = line.strip()
+            if name not in stripped or stripped.startswith(('"', ";")):
+                continue
+            after = stripped.split(name, 1)[1]
+            for quote in ("'", '"'):
+                if quote in after:
+                    value = after.split(quote)[1]
+                    if value:
+                        return value
+    return None

@@ -1,0 +1,146 @@
+"""Benchmark: the wakatime-cli-compatible command as plugins spawn it, daemon up.
+
+Goals: a heartbeat ≤ 20 ms wall and ≤ 20 MiB peak RSS (median of many calls); `--today`
+≤ 20 ms; a heartbeat with 25 extra heartbeats on stdin ≤ 25 ms. Each case is timed with
+perf_counter around a whole subprocess (fork, exec, interpreter start, imports, socket
+round trip, SQLite commit in the daemon, exit), beside the floor `python -c pass`; peak RSS
+comes from /usr/bin/time -v. Three programs run the command:
+
+- `launcher`: the `wakatime-cli` that `agent plugins install` writes (python -S), which
+  is what plugins on PATH run;
+- `console script`: pip's `agent` entry point (imports `re` before our code runs).
+
+Bytecode is compiled first, as `pip install` does.
+
+    .venv/bin/python scripts/bench/bench_compat.py [--calls 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(Path(__file__).parent)]
+
+from agentproc import AGENT, AgentProcess, agent_env, git_repo  # noqa: E402
+from machine import machine_line  # noqa: E402
+from wakaserver import FakeWakaTime  # noqa: E402
+
+PLUGIN = "vim/900 vim-wakatime/11.2.0"
+
+
+def timed(argv: list[str], env: dict[str, str], stdin: bytes | None, calls: int) -> list[float]:
+    """Milliseconds per call; stdin is written and left open, as vim leaves it."""
+    results = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        assert proc.stdin is not None
+        if stdin is not None:
+            proc.stdin.write(stdin)
+            proc.stdin.flush()
+        code = proc.wait()
+        results.append((time.perf_counter() - started) * 1000)
+        proc.stdin.close()
+        if code not in (0,):
+            raise SystemExit(f"{argv} exited {code}")
+    return results
+
+
+def peak_rss_mib(argv: list[str], env: dict[str, str], stdin: bytes | None) -> float:
+    done = subprocess.run(
+        ["/usr/bin/time", "-v", *argv], env=env, input=stdin or b"", capture_output=True
+    )
+    found = re.search(rb"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    return int(found.group(1)) / 1024 if found else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=40)
+    args = parser.parse_args()
+    env_compile = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "agent")], check=True, env=env_compile
+    )
+    with tempfile.TemporaryDirectory() as folder, FakeWakaTime() as waka:
+        root = Path(folder)
+        repo = git_repo(root / "proj")
+        source = repo / "main.py"
+        source.write_text("print('hi')\n")
+        env = {k: v for k, v in agent_env(root, waka.url).items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env["PATH"] = f"{root / 'home' / '.local' / 'bin'}:{env['PATH']}"
+        subprocess.run([AGENT, "plugins", "install"], env=env, check=True, capture_output=True)
+        launcher = str(root / "home" / ".local" / "bin" / "wakatime-cli")
+        now = time.time()
+        extras = (
+            json.dumps(
+                [
+                    {
+                        "entity": str(source),
+                        "timestamp": now - 60 + i,
+                        "lineno": i,
+                        "is_write": False,
+                    }
+                    for i in range(25)
+                ]
+            ).encode()
+            + b"\n"
+        )
+        heartbeat = ["--entity", str(source), "--plugin", PLUGIN, "--lineno", "3", "--write"]
+        cases = [
+            ("python -c pass (floor)", [sys.executable, "-c", "pass"], None, None),
+            ("python -S -c pass (floor)", [sys.executable, "-S", "-c", "pass"], None, None),
+            ("heartbeat, launcher", [launcher, *heartbeat], None, 20),
+            ("heartbeat, console script", [AGENT, *heartbeat], None, 20),
+            (
+                "heartbeat + 25 extras, launcher",
+                [launcher, *heartbeat, "--extra-heartbeats"],
+                extras,
+                25,
+            ),
+            ("--today, launcher", [launcher, "--today"], None, 20),
+            (
+                "--today --output raw-json, launcher",
+                [launcher, "--today", "--output", "raw-json"],
+                None,
+                20,
+            ),
+            ("--today, console script", [AGENT, "--today"], None, 20),
+        ]
+        with AgentProcess(env, root) as daemon:
+            rows = []
+            for name, argv, stdin, goal in cases:
+                timed(argv, env, stdin, 3)  # warm the page cache
+                samples = sorted(timed(argv, env, stdin, args.calls))
+                rss = peak_rss_mib(argv, env, stdin)
+                rows.append(
+                    (name, statistics.median(samples), samples[int(len(samples) * 0.9)], rss, goal)
+                )
+            daemon.stop()
+    print(f"machine: {machine_line()}")
+    print(f"{args.calls} calls a case, daemon up\n")
+    print("| case | median | p90 | peak RSS | goal |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, median, p90, rss, goal in rows:
+        verdict = "" if goal is None else (f"≤ {goal} ms " + ("✔" if median <= goal else "✘"))
+        print(f"| {name} | {median:.1f} ms | {p90:.1f} ms | {rss:.1f} MiB | {verdict} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,382 @@
+"""The wakatime-cli-compatible command as a subprocess: daemon up and down, silence, exit
+codes, `--today`, the offline queue commands, `~/.wakatime.cfg`, and the lean fast path."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from agentproc import AGENT, WAKATIME_CLI, AgentProcess, agent_env, git_repo
+from wakaserver import FakeWakaTime
+
+VIM_UA = "vim/900 vim-wakatime/11.2.0"
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(
+    argv: list[str],
+    env: dict[str, str],
+    stdin: str | None = None,
+    program: str = AGENT,
+    cwd: Path | None = None,
+) -> Result:
+    """Run the command as a plugin does: with stdin a pipe that is left OPEN after the
+    optional line (vim's job never closes it), so a read to end of file would hang."""
+    proc = subprocess.Popen(
+        [program, *argv],
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    try:
+        if stdin is not None:
+            proc.stdin.write(stdin.encode())
+            proc.stdin.flush()
+        code = proc.wait(timeout=60)
+        return Result(code, proc.stdout.read().decode(), proc.stderr.read().decode())
+    finally:
+        proc.kill()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            stream.close()
+
+
+@dataclass
+class Setup:
+    env: dict[str, str]
+    repo: Path
+    root: Path
+
+    def queued(self) -> list[dict]:
+        """Payloads in the SQLite queue, oldest first."""
+        with sqlite3.connect(self.env["HEARTBEAT_AGENT_QUEUE__PATH"]) as db:
+            return [json.loads(row[0]) for row in db.execute("SELECT payload FROM heartbeats")]
+
+    @property
+    def log(self) -> str:
+        path = self.root / "home" / ".wakatime" / "wakatime.log"
+        return path.read_text() if path.exists() else ""
+
+
+@pytest.fixture
+def setup(tmp_path: Path, waka: FakeWakaTime) -> Setup:
+    repo = git_repo(tmp_path / "shop", branch="main")
+    (repo / "cart.py").write_text("a = 1\nb = 2\n")
+    return Setup(agent_env(tmp_path, waka.url), repo, tmp_path)
+
+
+@pytest.fixture
+def daemon(setup: Setup) -> Iterator[AgentProcess]:
+    with AgentProcess(setup.env, setup.repo) as process:
+        yield process
+        assert process.stop() == 0
+
+
+def vim_argv(entity: Path, *more: str) -> list[str]:
+    return ["--entity", str(entity), "--plugin", VIM_UA, "--lineno", "2", "--write", *more]
+
+
+def test_heartbeat_with_extras_through_the_daemon_is_silent(
+    setup: Setup, daemon: AgentProcess, waka: FakeWakaTime
+) -> None:
+    entity = setup.repo / "cart.py"
+    extras = [
+        {"entity": str(entity), "timestamp": time.time() - 30, "cursorpos": "4"},
+        {"entity": str(entity), "category": "sleeping", "timestamp": time.time() - 20},
+    ]
+
+    result = run_cli(vim_argv(entity, "--extra-heartbeats"), setup.env, json.dumps(extras) + "\n")
+
+    assert (result.code, result.stdout, result.stderr) == (0, "", "")
+    received = sorted(waka.wait_for(2), key=lambda hb: hb["time"])
+    assert [hb.get("cursorpos") for hb in received] == [4, None]
+    assert received[1]["lineno"] == 2 and received[1]["is_write"] is True
+    assert {hb["project"] for hb in received} == {"shop"}
+    assert "extra heartbeat 1 dropped: heartbeats[2].category" in setup.log
+
+
+def test_no_daemon_writes_the_queue_and_exits_102(setup: Setup, waka: FakeWakaTime) -> None:
+    entity = setup.repo / "cart.py"
+
+    result = run_cli(vim_argv(entity, "--extra-heartbeats"), setup.env, "[]\n")
+
+    assert (result.code, result.stdout, result.stderr) == (102, "", "")
+    [queued] = setup.queued()
+    assert queued["entity"] == str(entity)
+    assert (queued["project"], queued["branch"], queued["language"]) == ("shop", "main", "Python")
+    assert queued["user_agent"].endswith(VIM_UA)
+    with AgentProcess(setup.env, setup.repo) as process:  # the daemon sends it when it starts
+        assert waka.wait_for(1)[0]["entity"] == str(entity)
+        assert process.stop() == 0
+
+
+@pytest.mark.parametrize(("key", "code"), [([], 104), (["--key", "waka_from_plugin"], 102)])
+def test_no_daemon_and_no_key_exits_104(tmp_path: Path, key: list[str], code: int) -> None:
+    env = agent_env(tmp_path, api_key=None)
+
+    result = run_cli(["--entity", "/tmp/a.py", "--plugin", VIM_UA, *key], env)
+
+    assert (result.code, result.stdout, result.stderr) == (code, "", "")
+
+
+def test_a_broken_config_exits_103(tmp_path: Path) -> None:
+    env = agent_env(tmp_path, HEARTBEAT_AGENT_WATCH__DEBOUNCE="x")
+    (tmp_path / "bad.toml").write_text("[api\n")
+    env["HEARTBEAT_AGENT_CONFIG"] = str(tmp_path / "bad.toml")
+
+    result = run_cli(["--entity", "/tmp/a.py"], env)
+
+    assert (result.code, result.stdout, result.stderr) == (103, "", "")
+
+
+def test_an_invalid_main_heartbeat_exits_1_but_its_extras_count(
+    setup: Setup, daemon: AgentProcess, waka: FakeWakaTime
+) -> None:
+    extras = [{"entity": "/tmp/extra.txt", "time": time.time()}]
+
+    result = run_cli(
+        ["--entity", "/tmp/main.txt", "--category", "napping", "--extra-heartbeats"],
+        setup.env,
+        json.dumps(extras) + "\n",
+    )
+
+    assert (result.code, result.stdout, result.stderr) == (1, "", "")
+    assert [hb["entity"] for hb in waka.wait_for(1)] == ["/tmp/extra.txt"]
+
+
+@pytest.mark.parametrize(
+    ("program", "expected"), [(AGENT, "0.1.0\n"), (WAKATIME_CLI, "<local-build>\n")]
+)
+def test_version_depends_on_the_name(setup: Setup, program: str, expected: str) -> None:
+    result = run_cli(["--version"], setup.env, program=program)
+
+    assert (result.code, result.stdout, result.stderr) == (0, expected, "")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--file-experts", "--entity", "/tmp/a.py"],
+        ["--today-goal", "abc"],
+        ["--sync-ai-activity", "--plugin", "vscode/1 vscode-wakatime/25"],
+        ["--metrics"],
+        ["--send-diagnostics-on-errors"],
+    ],
+)
+def test_team_and_ai_features_are_answered_harmlessly(setup: Setup, argv: list[str]) -> None:
+    result = run_cli(argv, setup.env)
+
+    assert (result.code, result.stdout, result.stderr) == (0, "", "")
+    assert not Path(setup.env["HEARTBEAT_AGENT_QUEUE__PATH"]).exists()
+
+
+def test_unknown_flags_are_ignored(setup: Setup, daemon: AgentProcess, waka: FakeWakaTime) -> None:
+    result = run_cli(
+        ["--shiny-new-flag", "value", "--entity", "/tmp/u.txt", "--verbose", "--frobnicate"],
+        setup.env,
+    )
+
+    assert (result.code, result.stdout, result.stderr) == (0, "", "")
+    assert waka.wait_for(1)[0]["entity"] == "/tmp/u.txt"
+    assert "ignored unknown flags: --shiny-new-flag value --frobnicate" in setup.log
+
+
+def test_offline_count_and_print_without_a_daemon(setup: Setup) -> None:
+    for index in range(3):
+        run_cli(["--entity", f"/tmp/q{index}.txt", "--time", str(1_700_000_000 + index)], setup.env)
+
+    count = run_cli(["--offline-count"], setup.env)
+    printed = run_cli(["--print-offline-heartbeats", "2"], setup.env)
+    synced = run_cli(["--sync-offline-activity", "0"], setup.env)
+
+    assert (count.code, count.stdout) == (0, "3\n")
+    assert printed.code == 0
+    assert [hb["entity"] for hb in json.loads(printed.stdout)] == ["/tmp/q0.txt", "/tmp/q1.txt"]
+    assert (synced.code, synced.stdout, synced.stderr) == (102, "", "")
+
+
+def test_offline_count_and_sync_with_a_daemon(
+    setup: Setup, daemon: AgentProcess, waka: FakeWakaTime
+) -> None:
+    run_cli(["--entity", "/tmp/one.txt"], setup.env)
+    waka.wait_for(1)
+
+    count = run_cli(["--offline-count"], setup.env)
+    synced = run_cli(["--sync-offline-activity", "0"], setup.env)
+
+    assert (count.code, count.stdout) == (0, "0\n")
+    assert (synced.code, synced.stdout, synced.stderr) == (0, "", "")
+
+
+def test_config_read_and_write_keep_the_rest_of_the_file(setup: Setup) -> None:
+    cfg = Path(setup.env["HOME"]) / ".wakatime.cfg"
+    cfg.write_text("# my settings\n[settings]\napi_key = waka_abc\ndebug = false\n\n[git]\nx = 1\n")
+
+    read = run_cli(["--config-read", "api_key"], setup.env)
+    wrote = run_cli(
+        ["--config-write", "debug=true", "--config-write", "hidefilenames=1"], setup.env
+    )
+    wrote_git = run_cli(["--config-section", "git", "--config-write", "y=2"], setup.env)
+    missing = run_cli(["--config-read", "nothing"], setup.env)
+    elsewhere = run_cli(["--config", str(cfg), "--config-section", "git", "--config-read", "y"], {})
+
+    assert (read.code, read.stdout, read.stderr) == (0, "waka_abc\n", "")
+    assert (wrote.code, wrote.stdout, wrote_git.code) == (0, "", 0)
+    assert (missing.code, missing.stdout) == (110, "")
+    assert (elsewhere.code, elsewhere.stdout) == (0, "2\n")
+    assert cfg.read_text() == (
+        "# my settings\n[settings]\napi_key = waka_abc\ndebug = true\nhidefilenames = 1\n\n"
+        "[git]\nx = 1\ny = 2\n"
+    )
+
+
+def write_history(setup: Setup) -> None:
+    """Today, 20 minutes of coding and 10 of debugging, queued without a daemon."""
+    start = time.time() - 1800
+    extras = [
+        {
+            "entity": str(setup.repo / "cart.py"),
+            "timestamp": start + minute * 60,
+            "category": "coding" if minute < 20 else "debugging",
+        }
+        for minute in range(0, 31, 2)
+    ]
+    result = run_cli(
+        [
+            "--entity",
+            str(setup.repo / "cart.py"),
+            "--time",
+            str(start),
+            "--plugin",
+            VIM_UA,
+            "--extra-heartbeats",
+        ],
+        setup.env,
+        json.dumps(extras) + "\n",
+    )
+    assert result.code == 102
+
+
+@pytest.mark.parametrize("with_daemon", [False, True], ids=["no-daemon", "daemon"])
+def test_today_in_its_three_shapes(setup: Setup, with_daemon: bool) -> None:
+    setup.env["HEARTBEAT_AGENT_API__URL"] = "http://127.0.0.1:9/api/v1"  # local figures only
+    write_history(setup)
+    process = AgentProcess(setup.env, setup.repo).start() if with_daemon else None
+    try:
+        text = run_cli(["--today"], setup.env)
+        hidden = run_cli(["--today", "--today-hide-categories", "true"], setup.env)
+        as_json = run_cli(["--today", "--output", "json"], setup.env)
+        raw = run_cli(["--today", "--output=raw-json"], setup.env)
+    finally:
+        if process is not None:
+            assert process.stop() == 0
+
+    assert (text.code, text.stdout, text.stderr) == (0, "20 mins Coding, 10 mins Debugging\n", "")
+    assert hidden.stdout == "30 mins\n"
+    assert json.loads(as_json.stdout) == {"text": "30 mins", "has_team_features": False}
+    data = json.loads(raw.stdout)["data"]
+    assert data["grand_total"] == {
+        "decimal": "0.50",
+        "digital": "0:30",
+        "hours": 0,
+        "minutes": 30,
+        "text": "30 mins",
+        "total_seconds": pytest.approx(1800),
+    }
+    assert [c["name"] for c in data["categories"]] == ["Coding", "Debugging"]
+    assert [(p["name"], p["percent"]) for p in data["projects"]] == [("shop", 100.0)]
+    assert data["languages"][0]["name"] == "Python"
+    assert data["editors"][0]["name"] == "Vim"
+    assert data["range"]["text"] == "Today"
+
+
+def test_today_prefers_the_servers_larger_figure(
+    setup: Setup, daemon: AgentProcess, waka: FakeWakaTime
+) -> None:
+    now = time.time()
+    offsets = (3600, 3000, 2400, 1800, 1200, 600, 60)  # 59 minutes another machine sent
+    post_to_server(
+        waka, [{"entity": "/elsewhere/x.go", "type": "file", "time": now - s} for s in offsets]
+    )
+    run_cli(["--today"], setup.env)  # the first call starts the fetch in the background
+
+    deadline = time.time() + 20
+    while (answer := run_cli(["--today"], setup.env).stdout) == "0 secs\n":
+        assert time.time() < deadline, "the server's figure never arrived"
+
+    assert answer == "59 mins\n"
+    requests = [r for r in waka.requests if r.path.endswith("status_bar/today")]
+    assert len(requests) == 1  # cached: one round trip for every call within the minute
+
+
+def post_to_server(waka: FakeWakaTime, heartbeats: list[dict]) -> None:
+    request = urllib.request.Request(
+        f"{waka.url}/users/current/heartbeats.bulk",
+        data=json.dumps(heartbeats).encode(),
+        headers={
+            "Authorization": "Basic " + base64.b64encode(waka.api_key.encode()).decode(),
+            "Content-Type": "application/json",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status in (201, 202)
+
+
+FAST_PATH_PROBE = """
+import sys
+sys.argv[0] = "wakatime-cli"
+from agent.cli import main
+code = main(sys.argv[1:])
+heavy = sorted(
+    name for name in sys.modules
+    if name.split(".")[0] in {"pydantic", "httpx", "watchdog", "git", "sqlite3", "re", "enum",
+                              "typing", "dataclasses", "pathlib", "json", "socket", "logging"}
+    or name in {"agent.heartbeat", "agent.config", "agent.store"}
+)
+sys.stdout.write(f"{code} {heavy}")
+"""
+
+
+def test_the_fast_path_imports_nothing_heavy(setup: Setup, daemon: AgentProcess) -> None:
+    result = run_cli(
+        ["-c", FAST_PATH_PROBE, "--entity", str(setup.repo / "cart.py"), "--extra-heartbeats"],
+        setup.env,
+        "[]\n",
+        program=sys.executable,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+
+    assert (result.stdout, result.stderr) == ("0 []", "")
+
+
+def test_the_launcher_runs_without_site_and_still_falls_back(setup: Setup) -> None:
+    env = {**setup.env, "PATH": f"{setup.root / 'home' / '.local' / 'bin'}:{os.environ['PATH']}"}
+    install = run_cli(["plugins", "install"], env)
+    launcher = setup.root / "home" / ".local" / "bin" / "wakatime-cli"
+
+    version = run_cli(["--version"], env, program=str(launcher))
+    offline = run_cli(["--entity", str(setup.repo / "cart.py")], env, program=str(launcher))
+
+    assert install.code == 0, install.stderr
+    assert launcher.read_text().startswith(f"#!{sys.executable} -S\n")
+    assert (version.code, version.stdout) == (0, "<local-build>\n")
+    assert (offline.code, offline.stdout, offline.stderr) == (102, "", "")
+    assert setup.queued()[0]["project"] == "shop"
