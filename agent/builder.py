@@ -7,9 +7,9 @@ dependencies). Privacy switches are applied here, before anything is stored.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
+from agent.compat import project_root_count
 from agent.config import Settings
 from agent.detect import DetectOptions, Detector
 from agent.heartbeat import Heartbeat
@@ -28,8 +28,8 @@ class HeartbeatBuilder:
         return self.complete(Heartbeat(entity=path, time=at, type="file", is_write=True))
 
     def complete(self, hb: Heartbeat) -> Heartbeat | None:
-        """Fill in what detection knows; None when a privacy rule says skip."""
-        changes: dict[str, object] = {"user_agent": full_user_agent(hb.user_agent)}
+        """Fill in what detection knows, in place; None when a privacy rule says skip."""
+        hb.user_agent = full_user_agent(hb.user_agent)
         if hb.type == "file" and not hb.is_unsaved_entity and os.path.isabs(hb.entity):
             found = self.detector.detect(
                 hb.entity,
@@ -44,24 +44,22 @@ class HeartbeatBuilder:
                 return None
             options = self.detector.options
             hidden = options.hide_file_names or options.hide_project_names
-            changes.update(
-                entity=found.entity,
-                project=found.project,
-                branch=found.branch,
-                language=found.language,
-                # Under a privacy switch, what the plugin counted goes no further either.
-                lines=found.lines if hidden or hb.lines is None else hb.lines,
-                dependencies=(None if hidden else hb.dependencies)
-                or list(found.dependencies)
-                or None,
-            )
+            hb.entity = found.entity
+            hb.project = found.project
+            hb.branch = found.branch
+            hb.language = found.language
+            # Under a privacy switch, what the plugin counted goes no further either.
+            if hidden or hb.lines is None:
+                hb.lines = found.lines
+            if hidden or not hb.dependencies:
+                hb.dependencies = list(found.dependencies) or None
+            if hb.project_root_count is None and found.project_root and not hidden:
+                hb.project_root_count = project_root_count(found.project_root)
         else:
-            changes.update(
-                project=hb.project or hb.alternate_project,
-                branch=hb.branch or hb.alternate_branch,
-                language=hb.language or hb.alternate_language,
-            )
-        return dataclasses.replace(hb, **changes)
+            hb.project = hb.project or hb.alternate_project
+            hb.branch = hb.branch or hb.alternate_branch
+            hb.language = hb.language or hb.alternate_language
+        return hb
 
 
 def detect_options(settings: Settings) -> DetectOptions:

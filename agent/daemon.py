@@ -300,7 +300,7 @@ class Daemon:
             if hb.type == "file":
                 self.policy.plugin_heartbeat(hb.entity, hb.time)
         try:
-            stored = await asyncio.wrap_future(self.ingest.submit(heartbeats))
+            stored = await self.ingest.store(heartbeats)
         except Exception as exc:
             return {"ok": False, "error": f"not stored: {exc}"}
         if skip_invalid:

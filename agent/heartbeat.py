@@ -84,9 +84,7 @@ class Heartbeat:
     def to_api(self) -> dict[str, Any]:
         """The JSON object the heartbeats endpoints take (unknown fields left out)."""
         return {
-            f.name: getattr(self, f.name)
-            for f in fields(self)
-            if not f.metadata.get("local") and getattr(self, f.name) is not None
+            name: value for name in _API_FIELDS if (value := getattr(self, name)) is not None
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -119,6 +117,10 @@ class Heartbeat:
         if problems:
             raise HeartbeatError(problems)
         return cls(**values)
+
+
+# The fields sent to servers (the hints marked local are not), in declaration order.
+_API_FIELDS = tuple(f.name for f in fields(Heartbeat) if not f.metadata.get("local"))
 
 
 def _text(value: Any) -> str:

@@ -7,6 +7,7 @@ caller's future resolves only once its heartbeats are durable.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 
 MAX_GROUP = 5000  # heartbeats in one transaction at most
 
+# Told the outcome of one request: how many heartbeats were stored, or what prevented it.
+Settle = Callable[[int | BaseException], None]
+
 
 class Ingest:
     def __init__(
@@ -36,9 +40,10 @@ class Ingest:
         self.builder = builder
         self.router = router
         self.on_committed = on_committed
-        self._requests: queue.SimpleQueue[tuple[Sequence[Heartbeat], Future[int]] | None] = (
+        self._requests: queue.SimpleQueue[tuple[Sequence[Heartbeat], Settle] | None] = (
             queue.SimpleQueue()
         )
+        self._notifiers: dict[asyncio.AbstractEventLoop, _LoopNotifier] = {}
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
 
     def start(self) -> None:
@@ -48,8 +53,25 @@ class Ingest:
         """Queue heartbeats for building and commit; the future gives how many were stored
         (privacy rules may skip some) once they are durable, or the error that prevented it."""
         future: Future[int] = Future()
-        self._requests.put((heartbeats, future))
+
+        def settle(outcome: int | BaseException) -> None:
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+        self._requests.put((heartbeats, settle))
         return future
+
+    async def store(self, heartbeats: Sequence[Heartbeat]) -> int:
+        """`submit` for the event loop: the loop is woken once per committed group, not
+        once per request, which is what lets many pipelined clients share a commit cheaply."""
+        loop = asyncio.get_running_loop()
+        if (notifier := self._notifiers.get(loop)) is None:
+            notifier = self._notifiers[loop] = _LoopNotifier(loop)
+        future: asyncio.Future[int] = loop.create_future()
+        self._requests.put((heartbeats, lambda outcome: notifier.settle(future, outcome)))
+        return await future
 
     def stop(self) -> None:
         """Commit what was submitted, then end the thread."""
@@ -80,7 +102,7 @@ class Ingest:
             store.close()
 
     def _commit(
-        self, store: HeartbeatStore, group: list[tuple[Sequence[Heartbeat], Future[int]]]
+        self, store: HeartbeatStore, group: list[tuple[Sequence[Heartbeat], Settle]]
     ) -> None:
         rows = []
         counts = []
@@ -99,11 +121,42 @@ class Ingest:
         try:
             store.add(rows)
         except Exception as exc:
+            if len(group) > 1:
+                # One client's bad request must not cost the others theirs: commit each alone.
+                for request in group:
+                    self._commit(store, [request])
+                return
             log.error("cannot store %d heartbeat(s): %s", len(rows), exc)
-            for _, future in group:
-                future.set_exception(exc)
+            group[0][1](exc)
             return
-        for (_, future), count in zip(group, counts, strict=True):
-            future.set_result(count)
+        for (_, settle), count in zip(group, counts, strict=True):
+            settle(count)
         if rows:
             self.on_committed()
+
+
+class _LoopNotifier:
+    """Settles an event loop's futures from the ingest thread with one wakeup per batch."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._pending: list[tuple[asyncio.Future[int], int | BaseException]] = []
+
+    def settle(self, future: asyncio.Future[int], outcome: int | BaseException) -> None:
+        with self._lock:
+            first = not self._pending
+            self._pending.append((future, outcome))
+        if first:
+            self.loop.call_soon_threadsafe(self._run)
+
+    def _run(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        for future, outcome in batch:
+            if future.cancelled():
+                continue
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)

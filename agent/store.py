@@ -15,7 +15,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,9 @@ class StoreError(Exception):
     def __init__(self, message: str, *, unusable: bool = False) -> None:
         super().__init__(message)
         self.unusable = unusable
+
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _store_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
@@ -146,6 +149,7 @@ class HeartbeatStore:
 
     def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
         self.path = path
+        self._destination_ids: dict[str, int] = {}
         try:
             self._db = connect(path, timeout=timeout)
         except sqlite3.DatabaseError as exc:
@@ -158,7 +162,6 @@ class HeartbeatStore:
         except StoreError:
             self._db.close()
             raise
-        self._destination_ids: dict[str, int] = {}
 
     @classmethod
     def open_or_reset(cls, path: Path) -> tuple[HeartbeatStore, Path | None]:
@@ -215,7 +218,8 @@ class HeartbeatStore:
             return
         if version != 0:
             raise StoreError(
-                f"{self.path}: unknown schema version {version} (this agent knows {SCHEMA_VERSION})",
+                f"{self.path}: unknown schema version {version}"
+                f" (this agent knows {SCHEMA_VERSION})",
                 unusable=True,
             )
         with self._transaction():
@@ -227,7 +231,8 @@ class HeartbeatStore:
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _transaction(self) -> sqlite3.Connection:
-        return _Transaction(self._db)  # type: ignore[return-value]
+        # Ids cached inside a transaction that rolls back may name rows that never were.
+        return _Transaction(self._db, self._destination_ids.clear)  # type: ignore[return-value]
 
     # -- destinations -----------------------------------------------------------------
 
@@ -255,38 +260,41 @@ class HeartbeatStore:
     def add(self, items: Sequence[tuple[Heartbeat, Iterable[str]]]) -> list[int]:
         """Commit heartbeats, each queued for the named destinations; durable on return."""
         now = time.time()
-        ids: list[int] = []
         with self._transaction():
-            for heartbeat, destinations in items:
-                ids.append(self._insert(heartbeat, destinations, now))
+            # The transaction holds the write lock, so the next ids are ours to assign.
+            (last,) = self._db.execute("SELECT coalesce(max(id), 0) FROM heartbeats").fetchone()
+            ids = list(range(last + 1, last + 1 + len(items)))
+            self._db.executemany(
+                "INSERT INTO heartbeats (id, time, entity, type, category, project, branch,"
+                " language, user_agent, payload, received)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        heartbeat_id,
+                        hb.time,
+                        hb.entity,
+                        hb.type,
+                        hb.category,
+                        hb.project,
+                        hb.branch,
+                        hb.language,
+                        hb.user_agent,
+                        _dumps(hb.to_api()),
+                        now,
+                    )
+                    for heartbeat_id, (hb, _) in zip(ids, items, strict=True)
+                ],
+            )
+            self._db.executemany(
+                "INSERT INTO deliveries (destination_id, heartbeat_id, time, state, updated)"
+                " VALUES (?, ?, ?, 0, ?)",
+                [
+                    (self.destination_id(name), heartbeat_id, hb.time, now)
+                    for heartbeat_id, (hb, destinations) in zip(ids, items, strict=True)
+                    for name in destinations
+                ],
+            )
         return ids
-
-    def _insert(self, hb: Heartbeat, destinations: Iterable[str], now: float) -> int:
-        payload = json.dumps(hb.to_api(), separators=(",", ":"), ensure_ascii=False)
-        cur = self._db.execute(
-            "INSERT INTO heartbeats (time, entity, type, category, project, branch, language,"
-            " user_agent, payload, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                hb.time,
-                hb.entity,
-                hb.type,
-                hb.category,
-                hb.project,
-                hb.branch,
-                hb.language,
-                hb.user_agent,
-                payload,
-                now,
-            ),
-        )
-        heartbeat_id = cur.lastrowid
-        assert heartbeat_id is not None
-        self._db.executemany(
-            "INSERT INTO deliveries (destination_id, heartbeat_id, time, state, updated)"
-            " VALUES (?, ?, ?, 0, ?)",
-            [(self.destination_id(name), heartbeat_id, hb.time, now) for name in destinations],
-        )
-        return heartbeat_id
 
     def mark_delivered(self, destination: str, ids: Iterable[int]) -> None:
         self._set_state(destination, [(i, None) for i in ids], DELIVERED)
@@ -440,8 +448,9 @@ class HeartbeatStore:
 class _Transaction:
     """`with` block = one IMMEDIATE transaction (autocommit connection underneath)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, on_rollback: Callable[[], None]) -> None:
         self.db = db
+        self.on_rollback = on_rollback
 
     def __enter__(self) -> sqlite3.Connection:
         self.db.execute("BEGIN IMMEDIATE")
@@ -449,9 +458,18 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, *_: object) -> None:
         if not exc_type:
-            self.db.execute("COMMIT")
-        elif self.db.in_transaction:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.Error:
+                self._rollback()  # a failed COMMIT (full disk) leaves the transaction open
+                raise
+        self._rollback()
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:
             # SQLite may have rolled back already (a full disk, an I/O error); a failed
             # ROLLBACK must not hide the error that caused it.
             with contextlib.suppress(sqlite3.Error):
                 self.db.execute("ROLLBACK")
+        self.on_rollback()
