@@ -2,6 +2,17 @@
 `[api_urls]` lines of ~/.wakatime.cfg (`<regex on the file path> = <api url>|<api key>`).
 
 Each heartbeat is routed once, when it is stored; delivery is then tracked per destination.
+
+`[api_urls]` is read the way wakatime-cli (2.x, pkg/params and pkg/apikey) reads it, so one
+file means the same to both: each key is a regex searched (not anchored) in the file path,
+case-insensitively; the value splits at its first `|` into URL and key, an empty URL meaning
+the default URL and a missing or empty key the default key (or its key command); the URL loses a
+trailing `/users/current/heartbeats[.bulk]`. A matching heartbeat goes there *as well as*
+to the default server, never instead of it, and a line whose URL and key are the default's
+(or an earlier line's) adds no second copy to the same account. A line wakatime-cli would
+skip with a warning (a bad regex, a bad URL) is skipped here too, with a log line; so is a
+plain-http URL to another machine, which this agent never sends to. Unlike wakatime-cli,
+the key's format is not checked: self-hosted servers issue keys of their own shapes.
 """
 
 from __future__ import annotations
@@ -12,7 +23,7 @@ import shlex
 import subprocess
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from agent import wakatime_cfg
 from agent.config import ConfigError, Settings, check_api_url
@@ -104,32 +115,47 @@ def configured_destinations(settings: Settings) -> list[Destination]:
                 _patterns(item.exclude, f"{where}.exclude"),
             )
         )
-    found += api_urls_destinations(wakatime_cfg.load().get("api_urls", {}))
+    found += api_urls_destinations(wakatime_cfg.load().get("api_urls", {}), found[0])
     names = [d.name for d in found]
     if duplicate := next((n for n in names if names.count(n) > 1), None):
         raise ConfigError(f"destinations: the name {duplicate!r} is used twice")
     return found
 
 
-def api_urls_destinations(section: dict[str, str]) -> list[Destination]:
-    """wakatime-cli's `[api_urls]`: each line a path regex and `url|key`."""
-    where = wakatime_cfg.default_path()
-    found = []
+def api_urls_destinations(section: dict[str, str], default: Destination) -> list[Destination]:
+    """wakatime-cli's `[api_urls]`: each line a path regex and `url|key` (see the module doc)."""
+    where = f"{wakatime_cfg.default_path()}: [api_urls]"
+    merged: dict[tuple[str, str | None, str | None], Destination] = {}
     for pattern, value in section.items():
-        url, _, key = value.partition("|")
+        raw_url, _, raw_key = value.partition("|")
         try:
-            url = check_api_url(url)
-        except ValueError as exc:
-            raise ConfigError(f"{where}: [api_urls] {pattern}: {exc}") from None
-        found.append(
-            Destination(
-                f"api_urls:{pattern}",
-                url,
-                key.strip() or None,
-                include=_patterns([pattern], f"{where}: [api_urls]"),
+            include = _patterns([pattern], where)
+            url = check_api_url(_bulk_route_trimmed(raw_url.strip() or default.url))
+        except (ConfigError, ValueError) as exc:
+            log.warning("%s %s: line skipped: %s", where, pattern, exc)
+            continue
+        key, key_command = raw_key.strip() or None, None
+        if key is None:
+            key, key_command = default.key, default.key_command
+        account = (url, key, key_command)
+        if account == (default.url, default.key, default.key_command):
+            continue  # the default server gets every heartbeat already
+        if account in merged:
+            earlier = merged[account]
+            merged[account] = replace(earlier, include=earlier.include + include)
+        else:
+            merged[account] = Destination(
+                f"api_urls:{pattern}", url, key, key_command, include=include
             )
-        )
-    return found
+    return list(merged.values())
+
+
+def _bulk_route_trimmed(url: str) -> str:
+    """An API base URL without the heartbeats route some users paste (wakatime-cli too)."""
+    url = url.rstrip("/")
+    for suffix in (".bulk", "/users/current/heartbeats", "/heartbeats", "/heartbeat"):
+        url = url.removesuffix(suffix)
+    return url
 
 
 @dataclass(frozen=True)

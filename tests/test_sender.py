@@ -208,7 +208,8 @@ def test_no_key_pauses_without_a_request(store: HeartbeatStore, waka: FakeWakaTi
 def test_the_loop_delivers_when_woken_and_sleeps_when_idle(
     store: HeartbeatStore, waka: FakeWakaTime
 ) -> None:
-    loop = DeliveryLoop(make_sender(store, waka))
+    own = HeartbeatStore(store.path)  # the loop's thread gets its own connection
+    loop = DeliveryLoop(make_sender(own, waka))
     loop.start()
     try:
         queue(store, 3)
@@ -221,6 +222,7 @@ def test_the_loop_delivers_when_woken_and_sleeps_when_idle(
         assert len(waka.requests) == requests + 1
     finally:
         loop.stop()
+        own.close()
 
 
 @pytest.mark.parametrize(
