@@ -73,6 +73,12 @@ JUPYTER = "jupyterlab/4.2.5 jupyterlab-wakatime/0.1.4"
 DETECTED = {"project": "my shop", "branch": "main", "type": "file", "category": "coding"}
 
 
+def detected(repo: Path) -> dict[str, object]:
+    """What detection adds for a file in the test repository: its project, branch and the
+    project root's depth (project_root_count, as wakatime-cli counts it)."""
+    return {**DETECTED, "project_root_count": str(repo).count("/") + 1}
+
+
 def vim_stdin(repo: Path) -> str:
     # s:GetHeartbeatsJson: timestamp, alternate_language (forth alone goes as language)
     return (
@@ -91,10 +97,10 @@ CASES = {
             "--extra-heartbeats",
         ],
         lambda repo: [
-            {**DETECTED, "entity": str(repo / "notes.md"), "time": T - 20 + 0.000001,
+            {**detected(repo), "entity": str(repo / "notes.md"), "time": T - 20 + 0.000001,
              "is_write": False, "lineno": 1, "cursorpos": 3, "lines": 1,
              "language": "Markdown"},
-            {**DETECTED, "entity": str(repo / "cart.py"), "time": T + 0.123456, "is_write": True,
+            {**detected(repo), "entity": str(repo / "cart.py"), "time": T + 0.123456, "is_write": True,
              "lineno": 2, "cursorpos": 5, "lines": 2, "language": "Python",
              "human_line_changes": 3},
         ],
@@ -109,10 +115,10 @@ CASES = {
             "--language", "forth", "--category", "debugging", "--extra-heartbeats",
         ],
         lambda repo: [
-            {**DETECTED, "entity": str(repo / "notes.md"), "time": T - 20 + 0.000001,
+            {**detected(repo), "entity": str(repo / "notes.md"), "time": T - 20 + 0.000001,
              "is_write": False, "lineno": 1, "cursorpos": 3, "lines": 1,
              "language": "Markdown"},
-            {**DETECTED, "entity": str(repo / "cart.py"), "time": T + 0.5, "is_write": False,
+            {**detected(repo), "entity": str(repo / "cart.py"), "time": T + 0.5, "is_write": False,
              "lineno": 1, "cursorpos": 1, "lines": 2, "language": "forth",
              "category": "debugging"},
         ],
@@ -129,7 +135,7 @@ CASES = {
             '"my shop"', "--project-folder", f'"{repo}"', "--write", "--extra-heartbeats",
         ],
         lambda repo: [
-            {**DETECTED, "entity": str(repo / "src" / "app.ts"), "time": T + 0.123,
+            {**detected(repo), "entity": str(repo / "src" / "app.ts"), "time": T + 0.123,
              "is_write": True, "lineno": 10, "cursorpos": 4, "lines": 200,
              "language": "TypeScript", "category": "ai coding", "ai_line_changes": 7,
              "human_line_changes": 2, "project_root_count": str(repo).count("/") + 1},
@@ -149,7 +155,7 @@ CASES = {
             {"entity": str(repo / "cart.py"), "type": "file", "project": "my shop",
              "time": T - 5 + 0.1235, "is_write": False, "lines": 2, "lineno": 2,
              "cursorpos": 1, "category": "building", "is_unsaved_entity": True},
-            {**DETECTED, "entity": str(repo / "src" / "Main.java"), "time": T + 0.1235,
+            {**detected(repo), "entity": str(repo / "src" / "Main.java"), "time": T + 0.1235,
              "is_write": True, "lineno": 1, "cursorpos": 8, "lines": 1, "language": "Java",
              "category": "building"},
         ],
@@ -167,7 +173,7 @@ CASES = {
             "--write", "--key", KEY,
         ],
         lambda repo: [
-            {**DETECTED, "entity": str(repo / "cart.py"), "time": T + 0.12, "is_write": True,
+            {**detected(repo), "entity": str(repo / "cart.py"), "time": T + 0.12, "is_write": True,
              "lines": 2, "language": "Python"},
         ],
         EMACS,
@@ -199,7 +205,7 @@ CASES = {
             "--key", KEY, "--language", "Rust", "--lineno", "1", "--cursorpos", "9",
         ],
         lambda repo: [
-            {**DETECTED, "entity": str(repo / "src" / "main.rs"), "time": T, "is_write": True,
+            {**detected(repo), "entity": str(repo / "src" / "main.rs"), "time": T, "is_write": True,
              "lineno": 1, "cursorpos": 9, "lines": 1, "language": "Rust",
              "project_root_count": str(repo).count("/") + 1},
         ],
@@ -235,7 +241,7 @@ CASES = {
             "--ai-line-changes", "-4", "--write", "--time", f"{T}.75",
         ],
         lambda repo: [
-            {**DETECTED, "entity": str(repo / "src" / "app.ts"), "time": T + 0.75,
+            {**detected(repo), "entity": str(repo / "src" / "app.ts"), "time": T + 0.75,
              "is_write": True, "lines": 1, "language": "TypeScript", "category": "ai coding",
              "ai_line_changes": -4, "project_root_count": str(repo).count("/") + 1},
         ],
@@ -248,7 +254,7 @@ CASES = {
             "--ai-line-changes", "12", "--time", f"{T}.5",
         ],
         lambda repo: [
-            {**DETECTED, "entity": str(repo / "cart.py"), "time": T + 0.5, "is_write": False,
+            {**detected(repo), "entity": str(repo / "cart.py"), "time": T + 0.5, "is_write": False,
              "lines": 2, "language": "Python", "category": "ai coding", "ai_line_changes": 12,
              "project_root_count": str(repo).count("/") + 1},
         ],
