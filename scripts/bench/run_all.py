@@ -26,6 +26,7 @@ QUICK: dict[str, list[str]] = {
     "bench_detect.py": ["--files", "500", "--rounds", "3"],
     "bench_watch.py": ["--folders", "1000", "--idle", "10"],
     "bench_burst.py": ["--files", "2000"],
+    "bench_save.py": ["--saves", "3"],
 }
 TINY: dict[str, list[str]] = {
     "bench_compat.py": ["--calls", "2"],
@@ -34,6 +35,7 @@ TINY: dict[str, list[str]] = {
     "bench_detect.py": ["--files", "20", "--rounds", "1"],
     "bench_watch.py": ["--folders", "20", "--idle", "1"],
     "bench_burst.py": ["--files", "100", "--quiet", "1"],
+    "bench_save.py": ["--saves", "1"],
 }
 
 
