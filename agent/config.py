@@ -30,26 +30,10 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agent import wakatime_cfg
+from agent.ignore import DEFAULT_IGNORED_DIRS
 
 APP_NAME = "heartbeat-agent"
 DEFAULT_API_URL = "https://wakatime.com/api/v1"
-DEFAULT_IGNORED_DIRS = (
-    ".git",
-    ".hg",
-    ".svn",
-    "node_modules",
-    "__pycache__",
-    ".venv",
-    "venv",
-    ".tox",
-    ".mypy_cache",
-    ".pytest_cache",
-    "dist",
-    "build",
-    "target",
-    ".gradle",
-    ".idea",
-)
 
 
 class ConfigError(Exception):

@@ -34,12 +34,9 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    from agent.config import ConfigError, load_settings
+    from agent.config import load_settings
 
-    try:
-        return load_settings(args.config)
-    except ConfigError as exc:
-        raise CommandError(str(exc), EXIT_CONFIG) from None
+    return load_settings(args.config)
 
 
 def setup_logging(level: str = "info", verbose: bool = False, file: Path | None = None) -> None:
@@ -81,7 +78,7 @@ def _log_file_handler(path: Path) -> logging.Handler:
 
 
 def run_command(body: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
-    """Run a command body, turning CommandError into one line on stderr."""
+    """Run a command body, turning CommandError and ConfigError into one line on stderr."""
     try:
         return int(body(args) or 0)
     except CommandError as exc:
@@ -89,3 +86,10 @@ def run_command(body: Callable[[argparse.Namespace], int | None], args: argparse
         return exc.code
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # Only a loaded agent.config can have raised its ConfigError: no import needed here.
+        config = sys.modules.get("agent.config")
+        if config is None or not isinstance(exc, config.ConfigError):
+            raise
+        print(f"agent: {exc}", file=sys.stderr)
+        return EXIT_CONFIG

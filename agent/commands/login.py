@@ -10,7 +10,6 @@ import webbrowser
 from typing import TYPE_CHECKING
 
 from agent.commands.common import (
-    EXIT_CONFIG,
     CommandError,
     add_config_option,
     run_command,
@@ -64,12 +63,8 @@ def _login(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     setup_logging(settings.log.level, args.verbose)
     from agent.auth import AuthError, LoginFlow, OAuthClient, TokenStore, token_path
-    from agent.config import ConfigError
 
-    try:
-        client = OAuthClient.from_settings(settings)
-    except ConfigError as exc:
-        raise CommandError(str(exc), EXIT_CONFIG) from None
+    client = OAuthClient.from_settings(settings)
     try:
         flow = LoginFlow(client, port=args.port)
     except OSError as exc:

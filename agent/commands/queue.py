@@ -329,15 +329,11 @@ def _why(destination: dict[str, Any]) -> str:
 def _flush_here(settings: Settings, only: str | None) -> int:
     """No daemon: deliver in this process, one batch after another, until each destination's
     queue is empty or the server or the credentials stop it."""
-    from agent.config import ConfigError
     from agent.daemon import build_sender
     from agent.destinations import configured_destinations
     from agent.sender import Step
 
-    try:
-        destinations = configured_destinations(settings)
-    except ConfigError as exc:
-        raise CommandError(str(exc), 78) from None
+    destinations = configured_destinations(settings)
     chosen = [d for d in destinations if only is None or d.name == only]
     with open_store(settings) as store:
         pending = {d.name: store.counts(d.name).queued if store else 0 for d in chosen}

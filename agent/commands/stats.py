@@ -9,7 +9,6 @@ import sys
 from typing import TYPE_CHECKING
 
 from agent.commands.common import (
-    EXIT_CONFIG,
     CommandError,
     add_config_option,
     run_command,
@@ -60,12 +59,8 @@ def _stats(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     setup_logging(settings.log.level, args.verbose)
     from agent.api import ApiError, WakaTimeApi
-    from agent.config import ConfigError
 
-    try:
-        api = WakaTimeApi.from_settings(settings)
-    except ConfigError as exc:
-        raise CommandError(str(exc), EXIT_CONFIG) from None
+    api = WakaTimeApi.from_settings(settings)
     with api:
         try:
             stats = api.stats(args.range, on_pending=_say_pending)
