@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 BULK_ROUTE = "users/current/heartbeats.bulk"
 SINGLE_ROUTE = "users/current/heartbeats"
 MAX_RETRY_AFTER = 3600.0
+NO_KEY = (
+    "no API key configured: set [api] key in the config file, HEARTBEAT_AGENT_API__KEY,"
+    " or api_key in ~/.wakatime.cfg (or run `agent login`); heartbeats are kept meanwhile"
+)
 AUTH_RETRY = 900.0  # after a 401/403, try again this rarely until the key changes
 
 
@@ -208,10 +212,7 @@ class Sender:
             return StepResult(Step.IDLE)
         authorization = self.endpoint.authorization()
         if authorization is None:
-            return self._pause(
-                "no API key configured: set [api] key in the config file, HEARTBEAT_AGENT_API__KEY,"
-                " or api_key in ~/.wakatime.cfg"
-            )
+            return self._pause(NO_KEY)
         if authorization == self._refused and self.status.paused:
             return StepResult(Step.PAUSED, delay=AUTH_RETRY)
         # What the server settled before a failure is recorded all the same: a split batch
@@ -268,6 +269,12 @@ class Sender:
                 next(iter(rejected.values())),
             )
         return len(delivered), len(rejected)
+
+    def check_credentials(self) -> None:
+        """Say at once, not at the first heartbeat, that there is nothing to sign in with;
+        heartbeats are recorded all the same."""
+        if self.endpoint.authorization() is None:
+            self._pause(NO_KEY)
 
     def forget_refusal(self) -> None:
         """Try the credentials again even if they were refused before."""
@@ -390,6 +397,7 @@ class DeliveryLoop:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        self.sender.check_credentials()
         while not self._stop.is_set():
             self._wake.clear()
             self._force.clear()
