@@ -13,12 +13,17 @@ are pruned by ``exclude`` only while no ``include`` patterns are configured.
 .gitignore files follow git: the repository is the nearest ancestor holding ``.git``; every
 ``.gitignore`` from the repository root down to the file's folder applies (deeper files win),
 plus ``.git/info/exclude``; a file inside an ignored folder is ignored whatever a later
-pattern says (git does not descend into ignored folders). Parsed files are cached per path and
-re-read when their mtime or size changes, so an edited .gitignore takes effect on the next event.
+pattern says (git does not descend into ignored folders). An edited .gitignore takes effect on
+the next event. What the ignore files say is remembered per folder; before an entry is used,
+what it was built from is checked again (a stat of each ``.git`` and ``.gitignore`` on the way
+up to the repository) — except below a root the caller ``track``s: there the caller reports
+every folder, ``.gitignore`` and ``.git`` change through ``changed`` (the watcher sees them all),
+so only what lies above the root and ``info/exclude`` are stat'ed on each call.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -102,53 +107,99 @@ def is_editor_temp(name: str) -> bool:
     return _EDITOR_TEMP_NAME.search(name) is not None
 
 
-@dataclass(frozen=True)
-class _CachedSpec:
-    mtime_ns: int
-    size: int
-    spec: pathspec.GitIgnoreSpec | None
+# What a stat says about an ignore file: a change of any of these means it must be read again.
+_Stat = tuple[int, int, int]  # inode, mtime_ns, size
+
+# Folders whose verdicts are remembered (a burst of 20,000 files in 200 folders needs ~210).
+_MAX_FOLDERS = 4096
+
+
+def _stat(path: str) -> _Stat | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 class _GitignoreCache:
-    """Parsed ignore files keyed by path, re-read when (mtime, size) changes."""
+    """Parsed ignore files keyed by path, re-read when their stat changes or they are forgotten."""
 
     def __init__(self) -> None:
-        self._specs: dict[str, _CachedSpec] = {}
-        self._lock = threading.Lock()
+        self._specs: dict[str, tuple[_Stat, pathspec.GitIgnoreSpec | None]] = {}
 
-    def spec(self, ignore_file: str) -> pathspec.GitIgnoreSpec | None:
-        try:
-            st = os.stat(ignore_file)
-        except OSError:
-            with self._lock:
-                self._specs.pop(ignore_file, None)
+    def spec(self, ignore_file: str, stat: _Stat | None) -> pathspec.GitIgnoreSpec | None:
+        if stat is None:
+            self._specs.pop(ignore_file, None)
             return None
-        with self._lock:
-            cached = self._specs.get(ignore_file)
-        if cached is not None and (cached.mtime_ns, cached.size) == (st.st_mtime_ns, st.st_size):
-            return cached.spec
+        cached = self._specs.get(ignore_file)
+        if cached is not None and cached[0] == stat:
+            return cached[1]
         try:
             with open(ignore_file, encoding="utf-8", errors="replace") as handle:
                 lines = handle.read().splitlines()
         except OSError:
             return None
         parsed = pathspec.GitIgnoreSpec.from_lines(lines)
-        spec = parsed if parsed.patterns else None
-        with self._lock:
-            self._specs[ignore_file] = _CachedSpec(st.st_mtime_ns, st.st_size, spec)
+        # `git init` writes an info/exclude of comments only: no pattern, nothing to check.
+        spec = parsed if any(p.include is not None for p in parsed.patterns) else None
+        self._specs[ignore_file] = (stat, spec)
         return spec
 
+    def forget(self, ignore_file: str) -> None:
+        self._specs.pop(ignore_file, None)
 
-def _find_repo_root(folder: str) -> str | None:
-    """Nearest folder at or above ``folder`` holding ``.git`` (a folder, or a worktree's file)."""
-    current = folder
-    while True:
-        if os.path.lexists(os.path.join(current, ".git")):
-            return current
-        parent = os.path.dirname(current)
-        if parent == current:
-            return None
-        current = parent
+
+@dataclass(frozen=True)
+class _Folder:
+    """What a folder's repository and ignore files say about the entries in it.
+
+    ``markers`` and ``files`` are what it was built from that no event would announce a change
+    of (``.git`` entries and ignore files above a tracked root, every ``info/exclude``, all of
+    them for an untracked root): they are checked again each time the entry is used.
+    """
+
+    root: str | None
+    repo: str | None
+    gitignored: bool  # the folder, or one above it inside its repository, is ignored
+    specs: tuple[tuple[str, pathspec.GitIgnoreSpec], ...]  # (path from the spec's folder, spec)
+    info_exclude: pathspec.GitIgnoreSpec | None
+    in_repo: str  # the folder's path inside its repository, "a/b/" ("" at the top)
+    markers: tuple[tuple[str, bool], ...]  # (.git path, whether it existed)
+    files: tuple[tuple[str, _Stat | None], ...]  # (ignore file, its stat)
+
+    def current(self) -> bool:
+        return all(os.path.lexists(path) == seen for path, seen in self.markers) and all(
+            _stat(path) == seen for path, seen in self.files
+        )
+
+    def ignores(self, name: str, *, is_dir: bool) -> bool:
+        """Whether git ignores the entry ``name`` of this folder: deepest ignore file first."""
+        if self.repo is None:
+            return False
+        if self.gitignored or name == ".git":
+            return True
+        entry = name + "/" if is_dir else name
+        for prefix, spec in self.specs:
+            verdict = spec.check_file(prefix + entry).include
+            if verdict is not None:
+                return verdict
+        if self.info_exclude is not None:
+            return bool(self.info_exclude.check_file(self.in_repo + entry).include)
+        return False
+
+
+@functools.lru_cache(maxsize=_MAX_FOLDERS)
+def _under_ignored_dir(folder: str, root: str | None, ignored_dirs: frozenset[str]) -> bool:
+    """Whether a folder name in ``folder`` (below ``root``, when given) is an ignored one."""
+    if root is not None:
+        relative = os.path.relpath(folder, os.path.abspath(root))
+        if relative == os.curdir:
+            return False
+        parts: Sequence[str] = relative.split(os.sep)
+    else:
+        parts = folder.split(os.sep)
+    return any(part in ignored_dirs for part in parts)
 
 
 def _compile(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:
@@ -171,29 +222,62 @@ class IgnoreRules:
         self._include = _compile(include)
         self._use_gitignore = use_gitignore
         self._gitignores = _GitignoreCache()
+        self._folders: dict[str, _Folder] = {}
+        self._tracked: dict[str, str] = {}  # tracked root -> its path with a trailing separator
+        self._generation = 0  # bumped by every change: an entry built across one is not kept
+        self._lock = threading.Lock()
 
     def ignored(self, path: str, root: str | None = None) -> bool:
         """Whether a write of this file is noise. ``root`` (a watched folder) limits the
         folder-name check to the part of the path below it, so a root that itself lives in
         a folder called ``build`` still counts."""
         path = os.path.abspath(path)
-        name = os.path.basename(path)
+        folder, name = os.path.split(path)
         if is_editor_temp(name) or name in TOOL_WRITTEN_NAMES:
             return True
-        if self._in_ignored_dir(os.path.dirname(path), root):
+        if _under_ignored_dir(folder, root, self.ignored_dirs):
             return True
-        if self._excluded(path) and not self._included(path):
+        if self._exclude and self._excluded(path) and not self._included(path):
             return True
-        return self._use_gitignore and self._gitignored(path, is_dir=False)
+        return self._use_gitignore and self._folder(folder, root).ignores(name, is_dir=False)
 
     def ignored_dir(self, path: str, root: str | None = None) -> bool:
         """Whether nothing below this folder can count, so it need not be watched at all."""
         path = os.path.abspath(path)
-        if self._in_ignored_dir(path, root):
+        if _under_ignored_dir(path, root, self.ignored_dirs):
             return True
         if not self._include and self._excluded(path + os.sep):
             return True
-        return self._use_gitignore and self._gitignored(path, is_dir=True)
+        parent, name = os.path.split(path)
+        if not self._use_gitignore or not name:
+            return False
+        return self._folder(parent, root).ignores(name, is_dir=True)
+
+    def track(self, root: str) -> None:
+        """From now on the caller reports through ``changed`` every change below ``root`` that
+        can change a verdict, so the ``.git`` and ``.gitignore`` entries of folders there are
+        no longer stat'ed on every call (those above ``root``, and ``info/exclude``, still are)."""
+        root = os.path.abspath(root)
+        with self._lock:
+            self._tracked[root] = os.path.join(root, "")
+            self._forget_folders()
+
+    def untrack(self, root: str) -> None:
+        """Changes below ``root`` are no longer reported: stat everything again."""
+        with self._lock:
+            self._tracked.pop(os.path.abspath(root), None)
+            self._forget_folders()
+
+    def changed(self, path: str) -> None:
+        """Below a tracked root, a folder was created, moved or deleted, or a ``.gitignore`` or
+        ``.git`` entry was written, moved or deleted: what was derived from it is dropped."""
+        with self._lock:
+            self._gitignores.forget(os.path.abspath(path))
+            self._forget_folders()
+
+    def _forget_folders(self) -> None:
+        self._generation += 1
+        self._folders = {}
 
     def _included(self, path: str) -> bool:
         return any(pattern.search(path) for pattern in self._include)
@@ -201,41 +285,86 @@ class IgnoreRules:
     def _excluded(self, path: str) -> bool:
         return any(pattern.search(path) for pattern in self._exclude)
 
-    def _in_ignored_dir(self, folder: str, root: str | None) -> bool:
-        if root is not None:
-            relative = os.path.relpath(folder, os.path.abspath(root))
-            if relative == os.curdir:
-                return False
-            parts: Sequence[str] = relative.split(os.sep)
-        else:
-            parts = folder.split(os.sep)
-        return any(part in self.ignored_dirs for part in parts)
+    def _folder(self, folder: str, root: str | None) -> _Folder:
+        """The entry for ``folder``, built from its nearest remembered ancestor that is still
+        current (or the repository top, or the filesystem root) downwards."""
+        generation = self._generation
+        pending: list[tuple[str, bool]] = []  # (folder, holds .git), deepest first
+        above: _Folder | None = None
+        current = folder
+        while True:
+            above = self._folders.get(current)
+            if above is not None and above.root == root and above.current():
+                break
+            above = None
+            holds_git = os.path.lexists(os.path.join(current, ".git"))
+            pending.append((current, holds_git))
+            parent = os.path.dirname(current)
+            if holds_git or parent == current:
+                break
+            current = parent
+        for current, holds_git in reversed(pending):
+            above = self._build(current, root, holds_git, above)
+            self._remember(current, above, generation)
+        assert above is not None
+        return above
 
-    def _gitignored(self, path: str, *, is_dir: bool) -> bool:
-        repo = _find_repo_root(os.path.dirname(path))
-        if repo is None:
-            return False
-        relative = os.path.relpath(path, repo).split(os.sep)
-        if relative[0] == ".git":
-            return True
-        # Every ancestor folder below the repository first: git never looks inside an ignored one.
-        for depth in range(1, len(relative)):
-            if self._gitignore_verdict(repo, relative[:depth], is_dir=True):
-                return True
-        return self._gitignore_verdict(repo, relative, is_dir=is_dir)
+    def _build(self, folder: str, root: str | None, holds_git: bool, up: _Folder | None) -> _Folder:
+        tracked = self._tracked.get(root) if root is not None else None
+        trusted = tracked is not None and (folder == root or folder.startswith(tracked))
+        markers = () if trusted else ((os.path.join(folder, ".git"), holds_git),)
+        if holds_git:
+            spec, files = self._ignore_file(os.path.join(folder, ".gitignore"), trusted)
+            exclude_file = os.path.join(folder, ".git", "info", "exclude")
+            info_exclude, info_files = self._ignore_file(exclude_file, trusted=False)
+            return _Folder(
+                root=root,
+                repo=folder,
+                gitignored=False,
+                specs=(("", spec),) if spec else (),
+                info_exclude=info_exclude,
+                in_repo="",
+                markers=markers,
+                files=files + info_files,
+            )
+        if up is None or up.repo is None:  # outside any repository: no ignore file applies
+            return _Folder(
+                root=root,
+                repo=None,
+                gitignored=False,
+                specs=(),
+                info_exclude=None,
+                in_repo="",
+                markers=(up.markers if up else ()) + markers,
+                files=(),
+            )
+        name = os.path.basename(folder)
+        spec, files = self._ignore_file(os.path.join(folder, ".gitignore"), trusted)
+        specs = tuple((prefix + name + "/", parent_spec) for prefix, parent_spec in up.specs)
+        return _Folder(
+            root=root,
+            repo=up.repo,
+            gitignored=up.ignores(name, is_dir=True),
+            specs=(("", spec), *specs) if spec else specs,
+            info_exclude=up.info_exclude,
+            in_repo=up.in_repo + name + "/",
+            markers=up.markers + markers,
+            files=up.files + files,
+        )
 
-    def _gitignore_verdict(self, repo: str, parts: Sequence[str], *, is_dir: bool) -> bool:
-        """Apply the ignore files that govern ``parts`` (relative to ``repo``), deepest first."""
-        for depth in range(len(parts) - 1, -1, -1):
-            folder = os.path.join(repo, *parts[:depth])
-            spec = self._gitignores.spec(os.path.join(folder, ".gitignore"))
-            if spec is None:
-                continue
-            verdict = spec.check_file("/".join(parts[depth:]) + ("/" if is_dir else "")).include
-            if verdict is not None:
-                return verdict
-        info_exclude = self._gitignores.spec(os.path.join(repo, ".git", "info", "exclude"))
-        if info_exclude is not None:
-            verdict = info_exclude.check_file("/".join(parts) + ("/" if is_dir else "")).include
-            return bool(verdict)
-        return False
+    def _ignore_file(
+        self, path: str, trusted: bool
+    ) -> tuple[pathspec.GitIgnoreSpec | None, tuple[tuple[str, _Stat | None], ...]]:
+        """The parsed file, and what to re-check before trusting it again (if no event will)."""
+        stat = _stat(path)
+        with self._lock:
+            spec = self._gitignores.spec(path, stat)
+        return spec, () if trusted else ((path, stat),)
+
+    def _remember(self, folder: str, entry: _Folder, generation: int) -> None:
+        with self._lock:
+            if generation != self._generation:
+                return  # something changed while it was being built: it may be stale already
+            if len(self._folders) >= _MAX_FOLDERS:
+                del self._folders[next(iter(self._folders))]
+            self._folders[folder] = entry

@@ -7,11 +7,22 @@ over the real one) is a write of the real file. A file deleted or renamed away i
 Folders, reads (open, close without writing, access), attribute changes and the events watchdog
 makes up for the contents of a folder moved in (``is_synthetic``) are not writes.
 
-On Linux, folders the ignore rules reject are not even watched: watchdog's inotify observer
-walks a recursive watch itself, so this module gives it a watch group whose walk skips them (a
-``node_modules`` of 5,000 folders costs no inotify watch). That hooks watchdog internals; where
-they are missing (another watchdog release, another platform) every folder is watched and the
-same rules filter the events instead.
+On Linux this module hooks watchdog's inotify observer, for what a burst of 20,000 new files
+costs (less than the bare observer's CPU, measured in BENCHMARKS.md):
+
+* folders the ignore rules reject are not even watched: the recursive watch's walk skips them
+  (a ``node_modules`` of 5,000 folders costs no inotify watch);
+* a new file is one event, not two: a file created with open() is always closed after
+  writing too, so IN_CREATE is dropped as it is read and IN_CLOSE_WRITE is the write;
+* the reader lets a burst's events gather before it reads them, so they cross to the next
+  thread a batch at a time, not one thread wakeup each;
+* file events are translated and filtered on watchdog's emitter thread, without its event
+  objects, its queue and its dispatcher thread;
+* the ignore rules are told of every folder, ``.gitignore`` and ``.git`` change the watch sees
+  (``IgnoreRules.track``), so they need not stat those again for every event.
+
+Where those internals are missing (another watchdog release, another platform) every folder is
+watched, watchdog's own observer delivers every event, and the same rules filter them.
 """
 
 from __future__ import annotations
@@ -42,23 +53,109 @@ logger = logging.getLogger(__name__)
 WriteCallback = Callable[[str, float], None]
 
 try:
-    from watchdog.observers.inotify import InotifyEmitter, InotifyObserver, InotifyWatchGroup
+    import array
+    import fcntl
+    import termios
 
-    _CAN_PRUNE = all(
-        hasattr(InotifyWatchGroup, name)
-        for name in ("_add_all_callbacks", "_recursive_simulate", "_add_callback")
-    ) and hasattr(InotifyEmitter, "get_event_mask_from_filter")
+    from watchdog.observers.inotify import InotifyEmitter, InotifyObserver, InotifyWatchGroup
+    from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent, InotifyFD
+    from watchdog.observers.inotify_move_event_grouper import (
+        GroupedInotifyEvent,
+        PathedInotifyEvent,
+    )
+
+    _HOOKED = {
+        InotifyFD: ("_check_inotify_fd", "_read_event_buffer", "_parse_event_buffer"),
+        InotifyWatchGroup: (
+            "_add_all_callbacks",
+            "_recursive_simulate",
+            "_add_callback",
+            "_build_event_source_path",
+            "on_event",
+            "on_queue_overflow",
+        ),
+        InotifyEmitter: ("get_event_mask_from_filter", "build_and_queue_event"),
+    }
+    _CAN_PRUNE = all(hasattr(cls, name) for cls, names in _HOOKED.items() for name in names)
 except ImportError:  # not Linux
     _CAN_PRUNE = False
 
+# Files whose change can change what the ignore rules say about the folders around them.
+_RULE_NAMES = (b".gitignore", b".git")
+
+# Once inotify has something to say, its reader waits while more keeps coming: it looks again
+# after GATHER_STEP, then after twice as long each time, GATHER_MAX in all, and reads as soon
+# as a look finds nothing new (a lone save waits one step; the policy holds it seconds anyway).
+GATHER_STEP = 0.002
+GATHER_MAX = 0.03
+# Bytes read at once: inotify's whole default queue (16,384 events) of typical names.
+_READ_BUFFER_SIZE = 16384 * 32
+
 
 if _CAN_PRUNE:
+    _FILE_CREATED = InotifyConstants.IN_CREATE | InotifyConstants.IN_ISDIR
+
+    def _pending_bytes(fd: int) -> int:
+        """Bytes of events waiting on an inotify descriptor."""
+        count = array.array("i", [0])
+        fcntl.ioctl(fd, termios.FIONREAD, count)
+        return count[0]
+
+    class _GatheringInotifyFD(InotifyFD):
+        """watchdog's inotify reader, reading a burst's events at once, without file creations
+        (a new ``.gitignore`` or ``.git`` is kept: it tells the ignore rules)."""
+
+        def _check_inotify_fd(self) -> bool:
+            readable = super()._check_inotify_fd()
+            if readable:
+                self._gather()
+            return readable
+
+        def _gather(self) -> None:
+            pending = _pending_bytes(self._inotify_fd)
+            step, waited = GATHER_STEP, 0.0
+            while pending < _READ_BUFFER_SIZE // 2 and waited < GATHER_MAX:
+                time.sleep(step)
+                waited += step
+                before, pending = pending, _pending_bytes(self._inotify_fd)
+                if pending == before:
+                    return
+                step *= 2
+
+        def read_events(self, *, event_buffer_size: int = _READ_BUFFER_SIZE) -> list[InotifyEvent]:
+            events = self._parse_event_buffer(self._read_event_buffer(event_buffer_size))
+            return [
+                InotifyEvent(wd, mask, cookie, name)
+                for wd, mask, cookie, name in events
+                # As watchdog: the only event with no watch that matters is an overflow.
+                if (wd != -1 or mask & InotifyConstants.IN_Q_OVERFLOW)
+                and (mask & _FILE_CREATED != InotifyConstants.IN_CREATE or name in _RULE_NAMES)
+            ]
 
     @dataclass(eq=False)
     class _PrunedWatchGroup(InotifyWatchGroup):
-        """A recursive inotify watch group that never descends into an ignored folder."""
+        """A recursive inotify watch group that never descends into an ignored folder, and
+        tells the ignore rules of every change that can change what they say."""
 
         prune: Callable[[bytes], bool] = lambda _path: False
+        rules_changed: Callable[[bytes], None] = lambda _path: None
+
+        def on_event(self, event: InotifyEvent) -> None:
+            """Runs on the inotify reader thread, before any later event is even queued."""
+            if event.is_directory or event.is_delete_self or event.name in _RULE_NAMES:
+                changed = self._build_event_source_path(event)
+            else:
+                changed = None
+            # The only file creations read are of rule files: their IN_CLOSE_WRITE is the write.
+            if event.is_directory or not event.is_create:
+                super().on_event(event)
+            if changed is not None:
+                # After a new folder's walk: whatever the walk found is not evented again.
+                self.rules_changed(changed)
+
+        def on_queue_overflow(self) -> None:
+            self.rules_changed(self.path)
+            super().on_queue_overflow()
 
         def _add_all_callbacks(self, path: bytes) -> None:
             if path != self.path and self.prune(path):
@@ -85,15 +182,23 @@ if _CAN_PRUNE:
             return super()._recursive_simulate(src_path)
 
     class _PrunedInotifyEmitter(InotifyEmitter):
-        def __init__(self, *args: Any, ignore: IgnoreRules, **kwargs: Any) -> None:
+        """Prunes ignored folders, and reports file events straight from its own thread: they
+        skip watchdog's event objects, its queue and its dispatcher thread."""
+
+        def __init__(self, *args: Any, watcher: FileWatcher, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self._ignore = ignore
+            self._watcher = watcher
+            self._root = os.fsdecode(self.watch.path)
 
         def on_thread_start(self) -> None:
-            root = os.fsdecode(self.watch.path)
+            root = self._root
+            ignore = self._watcher.ignore
 
             def prune(folder: bytes) -> bool:
-                return self._ignore.ignored_dir(os.fsdecode(folder), root=root)
+                return ignore.ignored_dir(os.fsdecode(folder), root=root)
+
+            def rules_changed(path: bytes) -> None:
+                ignore.changed(os.fsdecode(path))
 
             self._inotify = _PrunedWatchGroup(
                 self._inotify_fd,
@@ -102,6 +207,7 @@ if _CAN_PRUNE:
                 event_mask=self.get_event_mask_from_filter(),
                 follow_symlink=self.watch.follow_symlink,
                 prune=prune,
+                rules_changed=rules_changed,
             )
 
         def queue_events(self, timeout: float, *, full_events: bool = False) -> None:
@@ -109,11 +215,38 @@ if _CAN_PRUNE:
             if self._inotify is not None:
                 super().queue_events(timeout, full_events=full_events)
 
+        def build_and_queue_event(
+            self, event: GroupedInotifyEvent, *, full_events: bool = False
+        ) -> None:
+            removed = written = None
+            if not isinstance(event, PathedInotifyEvent):  # a rename inside the watch
+                if not event[0].ev.is_directory:
+                    removed, written = event[0].path, event[1].path
+            elif not event.ev.is_directory:
+                inotify = event.ev
+                # IN_CREATE reaches here only for files a new folder's walk found in it.
+                if inotify.is_close_write or inotify.is_create or inotify.is_moved_to:
+                    written = event.path
+                elif inotify.is_delete or inotify.is_moved_from:
+                    removed = event.path
+            if removed is None and written is None:
+                # Folders (none of their events is a write) and the root's own deletion.
+                super().build_and_queue_event(event, full_events=full_events)
+                return
+            self._watcher.report(
+                self._root,
+                removed=os.fsdecode(removed) if removed else None,
+                written=os.fsdecode(written) if written else None,
+            )
+
     class _PrunedInotifyObserver(InotifyObserver):
-        def __init__(self, ignore: IgnoreRules) -> None:
-            super().__init__()
-            self._emitter_class = _PrunedInotifyEmitter
-            self._emitter_kwargs = {**self._emitter_kwargs, "ignore": ignore}
+        def __init__(self, watcher: FileWatcher) -> None:
+            # InotifyObserver.__init__, with our reader and emitter in place of watchdog's.
+            self._inotify_fd = _GatheringInotifyFD()
+            self._inotify_fd.start()
+            BaseObserver.__init__(
+                self, _PrunedInotifyEmitter, inotify_fd=self._inotify_fd, watcher=watcher
+            )
 
 
 # inotify reports the close of a file written, so the many IN_MODIFY of one save are not needed;
@@ -135,17 +268,18 @@ class _WriteTranslator(FileSystemEventHandler):
     def dispatch(self, event: FileSystemEvent) -> None:
         if event.is_directory or event.is_synthetic:
             return
-        written = removed = None
+        removed = written = None
         if isinstance(event, FileMovedEvent):
             removed, written = event.src_path, event.dest_path
         elif isinstance(event, FileDeletedEvent):
             removed = event.src_path
         elif isinstance(event, FileCreatedEvent | FileClosedEvent | FileModifiedEvent):
             written = event.src_path
-        if removed:
-            self._watcher.report(os.fsdecode(removed), self._root, written=False)
-        if written:
-            self._watcher.report(os.fsdecode(written), self._root, written=True)
+        self._watcher.report(
+            self._root,
+            removed=os.fsdecode(removed) if removed else None,
+            written=os.fsdecode(written) if written else None,
+        )
 
 
 def _distinct_roots(roots: Sequence[str]) -> list[str]:
@@ -162,7 +296,8 @@ class FileWatcher:
     """Watches roots with watchdog; calls on_write(path, time) for each write of a file a
     person may have made, and on_remove(path, time) for each file deleted or renamed away.
 
-    Both callbacks run on watchdog's thread: hop them onto your own loop.
+    Both callbacks run on one of watchdog's threads (on Linux, one per root: with several
+    roots, they may run at once): hop them onto your own loop.
     """
 
     def __init__(
@@ -177,7 +312,7 @@ class FileWatcher:
     ) -> None:
         self.roots = _distinct_roots(roots)
         self.watching: list[str] = []
-        self._ignore = ignore
+        self.ignore = ignore
         self._on_write = on_write
         self._on_remove = on_remove
         self._clock = clock
@@ -193,7 +328,7 @@ class FileWatcher:
         """Watch every root that exists; returns once they are all being watched."""
         if self._observer is not None:
             return
-        observer = _PrunedInotifyObserver(self._ignore) if _CAN_PRUNE else Observer()
+        observer = _PrunedInotifyObserver(self) if _CAN_PRUNE else Observer()
         for root in self.roots:
             if not os.path.isdir(root):
                 logger.warning("not watching %s: no such folder", root)
@@ -208,6 +343,9 @@ class FileWatcher:
             self.watching.append(root)
         observer.start()
         self._observer = observer
+        if _CAN_PRUNE:  # the watch group reports every change the ignore rules depend on
+            for root in self.watching:
+                self.ignore.track(root)
 
     def stop(self) -> None:
         """Stop watching and join watchdog's threads. Safe to call twice."""
@@ -216,14 +354,17 @@ class FileWatcher:
             return
         observer.stop()
         observer.join()
+        for root in self.watching:
+            self.ignore.untrack(root)
         self.watching = []
 
-    def report(self, path: str, root: str, *, written: bool) -> None:
-        """Pass one translated event on, unless the ignore rules reject the path."""
-        callback = self._on_write if written else self._on_remove
-        if callback is None or self._ignore.ignored(path, root=root):
-            return
-        try:
-            callback(path, self._clock())
-        except Exception:
-            logger.exception("file watcher callback failed for %s", path)
+    def report(self, root: str, *, removed: str | None = None, written: str | None = None) -> None:
+        """Pass one translated event on (a move is both), unless the ignore rules reject it."""
+        for path, callback in ((removed, self._on_remove), (written, self._on_write)):
+            if path is None or callback is None:
+                continue
+            try:
+                if not self.ignore.ignored(path, root=root):
+                    callback(path, self._clock())
+            except Exception:
+                logger.exception("file watcher callback failed for %s", path)

@@ -157,3 +157,46 @@ def test_include_wins_over_exclude_and_keeps_excluded_folders_watched(repo: Path
 def test_include_does_not_resurrect_editor_files(repo: Path) -> None:
     rules = IgnoreRules(include=[r"\.py"])
     assert rules.ignored(str(repo / "src" / ".app.py.swp"))
+
+
+def test_a_new_nested_repository_is_seen_without_being_told(repo: Path) -> None:
+    write(repo / ".gitignore", "*.gen\n")
+    rules = IgnoreRules()
+    assert rules.ignored(str(repo / "lib" / "a.gen"))
+    (repo / "lib" / ".git").mkdir(parents=True)
+    assert not rules.ignored(str(repo / "lib" / "a.gen"))  # the outer .gitignore stops there
+
+
+def rewrite_keeping_stat(path: Path, text: str) -> None:
+    """Rewrite in place keeping inode, size and mtime: no stat can tell it changed."""
+    before = path.stat()
+    assert len(text) == before.st_size
+    path.write_text(text)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_below_a_tracked_root_changes_are_taken_from_the_caller(repo: Path) -> None:
+    gitignore = write(repo / ".gitignore", "*.aaa\n")
+    rules = IgnoreRules()
+    rules.track(str(repo))
+    assert not rules.ignored(str(repo / "src" / "a.tmp"), root=str(repo))
+    rewrite_keeping_stat(gitignore, "*.tmp\n")
+    assert not rules.ignored(str(repo / "src" / "a.tmp"), root=str(repo))  # not told yet
+    rules.changed(str(gitignore))
+    assert rules.ignored(str(repo / "src" / "a.tmp"), root=str(repo))
+    rules.untrack(str(repo))
+    rewrite_keeping_stat(gitignore, "*.aaa\n")
+    os.utime(gitignore, ns=(1, 1))  # untracked: a stat that differs is enough again
+    assert not rules.ignored(str(repo / "src" / "a.tmp"), root=str(repo))
+
+
+def test_above_a_tracked_root_and_info_exclude_are_still_checked(repo: Path) -> None:
+    root = repo / "src"
+    rules = IgnoreRules()
+    rules.track(str(root))
+    assert not rules.ignored(str(root / "a.tmp"), root=str(root))
+    assert not rules.ignored(str(root / "b.tmp"), root=str(root))
+    write(repo / ".gitignore", "a.tmp\n")  # above the root: no event would tell
+    write(repo / ".git" / "info" / "exclude", "b.tmp\n")  # inside .git: never watched
+    assert rules.ignored(str(root / "a.tmp"), root=str(root))
+    assert rules.ignored(str(root / "b.tmp"), root=str(root))

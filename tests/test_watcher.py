@@ -5,6 +5,7 @@ before the marker has been by then."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -258,3 +259,80 @@ def test_stop_is_idempotent_and_a_callback_error_does_not_stop_watching(tmp_path
     watcher.stop()
     watcher.stop()
     assert watcher.watching == []
+
+
+def test_a_new_file_is_one_write_not_two(
+    root: Path, recorder: Recorder, watcher: FileWatcher
+) -> None:
+    (root / "src" / "new.py").write_text("x")
+    (root / "src" / "touched.py").touch()
+    recorder.sync()
+    writes = [path for kind, path, _ in recorder.events if kind == "write"]
+    assert writes.count("src/new.py") == 1
+    assert writes.count("src/touched.py") == 1
+
+
+def same_stat_rewrite(path: Path, text: str) -> None:
+    """Rewrite a file in place so that its inode, size and mtime stay as they were: only the
+    watcher's event can tell that it changed."""
+    before = path.stat()
+    assert len(text) == before.st_size
+    path.write_text(text)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_an_edited_gitignore_takes_effect_for_the_next_write(
+    root: Path, recorder: Recorder, watcher: FileWatcher
+) -> None:
+    (root / ".gitignore").write_text("*.aaa\n")
+    (root / "src" / "a.tmp").write_text("x")
+    assert ("write", "src/a.tmp") in recorder.sync()
+    same_stat_rewrite(root / ".gitignore", "*.tmp\n")
+    (root / "src" / "b.tmp").write_text("x")
+    (root / "src" / "c.aaa").write_text("x")
+    events = recorder.sync()
+    assert ("write", "src/b.tmp") not in events
+    assert ("write", "src/c.aaa") in events
+
+
+def test_a_gitignore_saved_atomically_takes_effect(
+    root: Path, recorder: Recorder, watcher: FileWatcher
+) -> None:
+    (root / "src" / "a.log").write_text("x")
+    assert ("write", "src/a.log") in recorder.sync()
+    (root / "src" / ".gitignore.new").write_text("*.log\n")
+    os.replace(root / "src" / ".gitignore.new", root / "src" / ".gitignore")
+    (root / "src" / "b.log").write_text("x")
+    assert ("write", "src/b.log") not in recorder.sync()
+
+
+def test_a_new_nested_repository_has_its_own_ignore_files(
+    root: Path, recorder: Recorder, watcher: FileWatcher
+) -> None:
+    (root / ".gitignore").write_text("*.gen\n")
+    (root / "lib").mkdir()
+    (root / "lib" / "a.gen").write_text("x")
+    assert ("write", "lib/a.gen") not in recorder.sync(root / "lib")
+    subprocess.run(["git", "init", "-q", str(root / "lib")], check=True)
+    (root / "lib" / "b.gen").write_text("x")  # the outer .gitignore stops at the inner repo
+    assert ("write", "lib/b.gen") in recorder.sync(root / "lib")
+    shutil.rmtree(root / "lib" / ".git")
+    (root / "lib" / "c.gen").write_text("x")
+    assert ("write", "lib/c.gen") not in recorder.sync(root / "lib")
+
+
+def test_a_folder_moved_in_brings_its_gitignore(
+    root: Path, recorder: Recorder, watcher: FileWatcher, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    (root / "src" / "a.log").write_text("x")
+    assert ("write", "src/a.log") in recorder.sync()
+    arriving = tmp_path_factory.mktemp("outside") / "vendored"
+    arriving.mkdir()
+    (arriving / ".gitignore").write_text("*.log\n")
+    os.rename(arriving, root / "src" / "vendored")
+    recorder.sync()  # the move was read: the folder has its watch
+    (root / "src" / "vendored" / "b.log").write_text("x")
+    (root / "src" / "vendored" / "c.py").write_text("x")
+    events = recorder.sync(root / "src" / "vendored")
+    assert ("write", "src/vendored/b.log") not in events
+    assert ("write", "src/vendored/c.py") in events
