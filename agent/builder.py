@@ -11,12 +11,14 @@ import os
 
 from agent.compat import project_root_count
 from agent.config import Settings
-from agent.detect import DetectOptions, Detector
+from agent.detect import Detection, DetectOptions, Detector
 from agent.heartbeat import Heartbeat
 from agent.useragent import full_user_agent
 
 # Placeholders a plugin sends for the server to resolve: never replaced here.
 SERVER_PLACEHOLDERS = ("<<LAST_PROJECT>>", "<<LAST_BRANCH>>")
+# Detections by what a heartbeat asks of detection (its entity, the names it gave and its hints).
+DetectionMemo = dict[tuple[str | None, ...], Detection]
 
 
 class HeartbeatBuilder:
@@ -27,19 +29,37 @@ class HeartbeatBuilder:
         """A save seen by the watcher; None when the file must not count."""
         return self.complete(Heartbeat(entity=path, time=at, type="file", is_write=True))
 
-    def complete(self, hb: Heartbeat) -> Heartbeat | None:
-        """Fill in what detection knows, in place; None when a privacy rule says skip."""
+    def complete(self, hb: Heartbeat, seen: DetectionMemo | None = None) -> Heartbeat | None:
+        """Fill in what detection knows, in place; None when a privacy rule says skip.
+
+        `seen` remembers detections for heartbeats committed together (the ingest passes
+        one per group): a file sent many times in one group is looked at once, as if all
+        its heartbeats had arrived at the same moment.
+        """
         hb.user_agent = full_user_agent(hb.user_agent)
         if hb.type == "file" and not hb.is_unsaved_entity and os.path.isabs(hb.entity):
-            found = self.detector.detect(
+            key = (
                 hb.entity,
-                project=hb.project,
-                branch=hb.branch,
-                language=hb.language,
-                alternate_project=hb.alternate_project,
-                alternate_branch=hb.alternate_branch,
-                alternate_language=hb.alternate_language,
+                hb.project,
+                hb.branch,
+                hb.language,
+                hb.alternate_project,
+                hb.alternate_branch,
+                hb.alternate_language,
             )
+            found = seen.get(key) if seen is not None else None
+            if found is None:
+                found = self.detector.detect(
+                    hb.entity,
+                    project=hb.project,
+                    branch=hb.branch,
+                    language=hb.language,
+                    alternate_project=hb.alternate_project,
+                    alternate_branch=hb.alternate_branch,
+                    alternate_language=hb.alternate_language,
+                )
+                if seen is not None:
+                    seen[key] = found
             if found.skip:
                 return None
             options = self.detector.options

@@ -16,7 +16,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -251,25 +251,33 @@ class Daemon:
 
     # -- requests (the socket) --------------------------------------------------------
 
-    async def handle_request(self, request: dict[str, Any]) -> dict[str, Any]:
+    def handle_request(self, request: dict[str, Any]) -> dict[str, Any] | Awaitable[dict[str, Any]]:
+        """Served on the loop without a task: an answer now, or a future of one."""
         op = request["op"]
+        if op in ("heartbeat", "heartbeats"):
+            return self._accept(request)
         if op == "ping":
             return {"ok": True, "version": __version__, "pid": os.getpid()}
-        if op in ("heartbeat", "heartbeats"):
-            return await self._accept(request)
         if op == "status":
-            return {"ok": True, **await asyncio.to_thread(self.status)}
+            return self._in_thread(self.status)
         if op == "today":
             if request.get("status_bar") is True:  # the plugins' `--today` (DESIGN §2a)
-                return {"ok": True, **await asyncio.to_thread(self.status_bar_answer)}
-            return {"ok": True, **await asyncio.to_thread(self.today)}
+                return self._in_thread(self.status_bar_answer)
+            return self._in_thread(self.today)
         if op == "flush":
             self.flush()
             return {"ok": True, "queued": self.store.counts().queued}
         raise ProtocolError(f"op: unknown op {op!r}")
 
-    async def _accept(self, request: dict[str, Any]) -> dict[str, Any]:
-        if request["op"] == "heartbeat":
+    @staticmethod
+    async def _in_thread(report: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        return {"ok": True, **await asyncio.to_thread(report)}
+
+    def _accept(self, request: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
+        """Validate on the loop (errors are answered at once); the answer comes after the
+        commit."""
+        single = request["op"] == "heartbeat"
+        if single:
             items = [request.get("heartbeat")]
         else:
             items = request.get("heartbeats")
@@ -279,11 +287,12 @@ class Daemon:
                 raise ProtocolError(f"heartbeats: at most {MAX_BATCH} in one request")
         heartbeats = []
         problems: list[tuple[int, str]] = []
+        plugin_heartbeat = self.policy.plugin_heartbeat
         for index, item in enumerate(items):
             try:
                 heartbeats.append(Heartbeat.from_mapping(item))
             except HeartbeatError as exc:
-                prefix = "heartbeat" if request["op"] == "heartbeat" else f"heartbeats[{index}]"
+                prefix = "heartbeat" if single else f"heartbeats[{index}]"
                 problems.append(
                     (
                         index,
@@ -298,15 +307,20 @@ class Daemon:
             raise ProtocolError("; ".join(message for _, message in problems))
         for hb in heartbeats:
             if hb.type == "file":
-                self.policy.plugin_heartbeat(hb.entity, hb.time)
-        try:
-            stored = await self.ingest.store(heartbeats)
-        except Exception as exc:
-            return {"ok": False, "error": f"not stored: {exc}"}
-        if skip_invalid:
-            skipped = [{"index": index, "error": message} for index, message in problems]
-            return {"ok": True, "queued": stored, "skipped": skipped}
-        return {"ok": True, "queued": stored}
+                plugin_heartbeat(hb.entity, hb.time)
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+        def settle(stored: int | BaseException) -> None:
+            if isinstance(stored, BaseException):
+                answer.set_result({"ok": False, "error": f"not stored: {stored}"})
+            elif skip_invalid:
+                skipped = [{"index": index, "error": message} for index, message in problems]
+                answer.set_result({"ok": True, "queued": stored, "skipped": skipped})
+            else:
+                answer.set_result({"ok": True, "queued": stored})
+
+        self.ingest.submit_from_loop(heartbeats, settle)
+        return answer
 
     # -- delivery ---------------------------------------------------------------------
 

@@ -83,9 +83,7 @@ class Heartbeat:
 
     def to_api(self) -> dict[str, Any]:
         """The JSON object the heartbeats endpoints take (unknown fields left out)."""
-        return {
-            name: value for name in _API_FIELDS if (value := getattr(self, name)) is not None
-        }
+        return {name: value for name in _API_FIELDS if (value := getattr(self, name)) is not None}
 
     def to_dict(self) -> dict[str, Any]:
         """Every known field, hints included: the form the IPC client sends to the daemon."""
@@ -102,25 +100,30 @@ class Heartbeat:
             raise HeartbeatError({"heartbeat": "must be a JSON object"})
         problems: dict[str, str] = {}
         values: dict[str, Any] = {}
-        if "user_agent" not in data and "plugin" in data:
-            data = {**data, "user_agent": data["plugin"]}
-        for f in fields(cls):
-            if f.name not in data or data[f.name] is None:
+        # Only the keys sent are looked at: a plugin sends a few of the two dozen fields.
+        for key, value in data.items():
+            if value is None or (check := _CHECKS.get(key)) is None:
                 continue
+            name = _ALIASES.get(key, key)
+            if name is not key and name in data:
+                continue  # the field under its own name wins over its alias
             try:
-                values[f.name] = _CHECKS[f.name](data[f.name])
+                values[name] = check(value)
             except (TypeError, ValueError) as exc:
-                problems[f.name] = str(exc)
-        for required in ("entity", "time"):
-            if required not in values and required not in problems:
-                problems[required] = "is required"
+                problems[name] = str(exc)
+        if "entity" not in values or "time" not in values:
+            for required in ("entity", "time"):
+                if required not in values and required not in problems:
+                    problems[required] = "is required"
         if problems:
-            raise HeartbeatError(problems)
+            raise HeartbeatError({name: problems[name] for name in _FIELDS if name in problems})
         return cls(**values)
 
 
+_FIELDS = tuple(f.name for f in fields(Heartbeat))
 # The fields sent to servers (the hints marked local are not), in declaration order.
 _API_FIELDS = tuple(f.name for f in fields(Heartbeat) if not f.metadata.get("local"))
+_ALIASES = {"plugin": "user_agent"}
 
 
 def _text(value: Any) -> str:
@@ -235,3 +238,4 @@ _CHECKS: dict[str, Any] = {
         _text,
     ),
 }
+_CHECKS["plugin"] = _CHECKS["user_agent"]

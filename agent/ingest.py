@@ -1,6 +1,8 @@
-"""Ingest: builder → router → store, in one writer thread with group commit.
+"""Ingest: builder → router → store, in two threads with group commit.
 
-Every source hands its heartbeats here. Requests that arrive while a commit is under way
+Every source hands its heartbeats here. The build thread completes them (detection, routes)
+while the writer thread commits what was built before: the commit's fsync, which releases
+the GIL, overlaps the next group's Python work. Requests built while a commit is under way
 are committed together in the next transaction, so one fsync serves many clients; each
 caller's future resolves only once its heartbeats are durable.
 """
@@ -8,17 +10,19 @@ caller's future resolves only once its heartbeats are durable.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
-from agent.builder import HeartbeatBuilder
+from agent.builder import DetectionMemo, HeartbeatBuilder
 from agent.destinations import Router
 from agent.heartbeat import Heartbeat
-from agent.store import HeartbeatStore
+from agent.store import HeartbeatStore, payload
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +30,9 @@ MAX_GROUP = 5000  # heartbeats in one transaction at most
 
 # Told the outcome of one request: how many heartbeats were stored, or what prevented it.
 Settle = Callable[[int | BaseException], None]
+Request = tuple[Sequence[Heartbeat], Settle]
+# One request built: its heartbeats, each with its destinations and its payload; its settle.
+Built = tuple[list[tuple[Heartbeat, list[str], str]], Settle]
 
 
 class Ingest:
@@ -40,13 +47,14 @@ class Ingest:
         self.builder = builder
         self.router = router
         self.on_committed = on_committed
-        self._requests: queue.SimpleQueue[tuple[Sequence[Heartbeat], Settle] | None] = (
-            queue.SimpleQueue()
-        )
+        self._requests: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
+        self._built: queue.SimpleQueue[list[Built] | None] = queue.SimpleQueue()
         self._notifiers: dict[asyncio.AbstractEventLoop, _LoopNotifier] = {}
+        self._build_thread = threading.Thread(target=self._build, name="ingest-build", daemon=True)
         self._thread = threading.Thread(target=self._run, name="ingest", daemon=True)
 
     def start(self) -> None:
+        self._build_thread.start()
         self._thread.start()
 
     def submit(self, heartbeats: Sequence[Heartbeat]) -> Future[int]:
@@ -63,63 +71,63 @@ class Ingest:
         self._requests.put((heartbeats, settle))
         return future
 
-    async def store(self, heartbeats: Sequence[Heartbeat]) -> int:
-        """`submit` for the event loop: the loop is woken once per committed group, not
-        once per request, which is what lets many pipelined clients share a commit cheaply."""
+    def submit_from_loop(self, heartbeats: Sequence[Heartbeat], settle: Settle) -> None:
+        """`submit` for code on an event loop, without a task: `settle` is called on that
+        loop once the heartbeats are durable. The loop is woken once per committed group,
+        not once per request, which lets many pipelined clients share a commit cheaply."""
         loop = asyncio.get_running_loop()
         if (notifier := self._notifiers.get(loop)) is None:
             notifier = self._notifiers[loop] = _LoopNotifier(loop)
-        future: asyncio.Future[int] = loop.create_future()
-        self._requests.put((heartbeats, lambda outcome: notifier.settle(future, outcome)))
-        return await future
+        self._requests.put((heartbeats, functools.partial(notifier.settle, settle)))
 
     def stop(self) -> None:
-        """Commit what was submitted, then end the thread."""
+        """Commit what was submitted, then end the threads."""
         self._requests.put(None)
+        self._build_thread.join()
         self._thread.join()
 
+    def _build(self) -> None:
+        """The build thread: completes every request waiting, as one batch, for the writer."""
+        try:
+            ended = False
+            while not ended:
+                batch, ended = _take(self._requests, _request_size)
+                if batch:
+                    seen: DetectionMemo = {}  # a file sent many times in a batch: looked at once
+                    self._built.put([(self._complete(hbs, seen), settle) for hbs, settle in batch])
+        finally:
+            self._built.put(None)
+
+    def _complete(
+        self, heartbeats: Sequence[Heartbeat], seen: DetectionMemo
+    ) -> list[tuple[Heartbeat, list[str], str]]:
+        built = []
+        for hb in heartbeats:
+            try:
+                complete = self.builder.complete(hb, seen)
+            except Exception:  # detection must never cost a heartbeat
+                log.exception("detection failed for %s; storing it as sent", hb.entity)
+                complete = hb
+            if complete is not None:
+                built.append((complete, self.router.route(complete), payload(complete)))
+        return built
+
     def _run(self) -> None:
+        """The writer thread: commits everything built so far in one transaction."""
         store = HeartbeatStore(self.store_path)
         try:
-            while (first := self._requests.get()) is not None:
-                group = [first]
-                size = len(first[0])
-                stop = False
-                while size < MAX_GROUP:
-                    try:
-                        more = self._requests.get_nowait()
-                    except queue.Empty:
-                        break
-                    if more is None:
-                        stop = True
-                        break
-                    group.append(more)
-                    size += len(more[0])
-                self._commit(store, group)
-                if stop:
-                    break
+            ended = False
+            while not ended:
+                batches, ended = _take(self._built, _built_size)
+                if batches:
+                    self._commit(store, [request for batch in batches for request in batch])
         finally:
             store.close()
 
-    def _commit(
-        self, store: HeartbeatStore, group: list[tuple[Sequence[Heartbeat], Settle]]
-    ) -> None:
-        rows = []
-        counts = []
-        for heartbeats, _ in group:
-            built = []
-            for hb in heartbeats:
-                try:
-                    complete = self.builder.complete(hb)
-                except Exception:  # detection must never cost a heartbeat
-                    log.exception("detection failed for %s; storing it as sent", hb.entity)
-                    complete = hb
-                if complete is not None:
-                    built.append((complete, self.router.route(complete)))
-            rows += built
-            counts.append(len(built))
+    def _commit(self, store: HeartbeatStore, group: list[Built]) -> None:
+        rows = [(hb, routes) for built, _ in group for hb, routes, _ in built]
         try:
-            store.add(rows)
+            store.add(rows, [hb_payload for built, _ in group for _, _, hb_payload in built])
         except Exception as exc:
             if len(group) > 1:
                 # One client's bad request must not cost the others theirs: commit each alone.
@@ -129,34 +137,59 @@ class Ingest:
             log.error("cannot store %d heartbeat(s): %s", len(rows), exc)
             group[0][1](exc)
             return
-        for (_, settle), count in zip(group, counts, strict=True):
-            settle(count)
+        for built, settle in group:
+            settle(len(built))
         if rows:
+            log.debug("stored %d heartbeat(s)", len(rows))
             self.on_committed()
 
 
+def _request_size(request: Request) -> int:
+    return len(request[0])
+
+
+def _built_size(batch: list[Built]) -> int:
+    return sum(len(built) for built, _ in batch)
+
+
+def _take(source: queue.SimpleQueue[Any], size: Callable[[Any], int]) -> tuple[list[Any], bool]:
+    """Wait for an item, then take every item waiting, up to MAX_GROUP heartbeats; and
+    whether the end marker (None) was reached."""
+    items: list[Any] = []
+    total = 0
+    item = source.get()
+    while item is not None:
+        items.append(item)
+        total += size(item)
+        if total >= MAX_GROUP:
+            break
+        try:
+            item = source.get_nowait()
+        except queue.Empty:
+            break
+    return items, item is None
+
+
 class _LoopNotifier:
-    """Settles an event loop's futures from the ingest thread with one wakeup per batch."""
+    """Runs an event loop's settle callbacks from the ingest thread, one wakeup a batch."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self._lock = threading.Lock()
-        self._pending: list[tuple[asyncio.Future[int], int | BaseException]] = []
+        self._pending: list[tuple[Settle, int | BaseException]] = []
 
-    def settle(self, future: asyncio.Future[int], outcome: int | BaseException) -> None:
+    def settle(self, settle: Settle, outcome: int | BaseException) -> None:
         with self._lock:
             first = not self._pending
-            self._pending.append((future, outcome))
+            self._pending.append((settle, outcome))
         if first:
             self.loop.call_soon_threadsafe(self._run)
 
     def _run(self) -> None:
         with self._lock:
             batch, self._pending = self._pending, []
-        for future, outcome in batch:
-            if future.cancelled():
-                continue
-            if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+        for settle, outcome in batch:
+            try:
+                settle(outcome)
+            except Exception:
+                log.exception("settling a stored request failed")

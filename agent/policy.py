@@ -41,6 +41,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+FORGET_INTERVAL = 1.0  # seconds of heartbeat time between scans for stale entries
+
 
 @dataclass(frozen=True)
 class PolicySettings:
@@ -94,6 +96,7 @@ class ActivityPolicy:
         self._last_emitted: dict[str, float] = {}
         self._plugin_seen: dict[str, float] = {}
         self._global_storm_until = -math.inf
+        self._forgot_at = -math.inf
 
     def file_written(self, path: str, at: float) -> None:
         """The watcher saw ``path`` written at ``at``."""
@@ -130,10 +133,16 @@ class ActivityPolicy:
     def plugin_heartbeat(self, entity: str, at: float) -> None:
         """A plugin reported ``entity``: the watcher's writes of it are dropped for a while."""
         entity = os.path.normpath(entity)
-        self._plugin_seen[entity] = max(at, self._plugin_seen.get(entity, -math.inf))
+        seen = self._plugin_seen.get(entity)
+        if seen is None or at > seen:
+            self._plugin_seen[entity] = at
         if entity in self._held:
             self._release(entity)
-        self._forget_stale(at)
+        # Forgetting scans every table: once a second of heartbeat time, not on every call
+        # (a plugin may send thousands a second); a time out of that second scans at once.
+        if not self._forgot_at <= at < self._forgot_at + FORGET_INTERVAL:
+            self._forgot_at = at
+            self._forget_stale(at)
 
     def due(self, now: float) -> list[FileActivity]:
         """Activities ready to become heartbeats at ``now``, oldest first. ``due(math.inf)``

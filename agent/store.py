@@ -10,6 +10,7 @@ invalid (`rejected`, kept with the server's reason). Several processes may use o
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -62,6 +63,11 @@ CREATE INDEX deliveries_by_state ON deliveries (destination_id, state, time);
 """
 
 
+def payload(hb: Heartbeat) -> str:
+    """What the store keeps and delivers of a heartbeat: its API JSON."""
+    return _dumps(hb.to_api())
+
+
 class StoreError(Exception):
     """The database cannot be used; `unusable` when its file is corrupt or of a foreign
     schema (then it is moved aside), not for passing trouble such as a lock or a full disk."""
@@ -71,7 +77,49 @@ class StoreError(Exception):
         self.unusable = unusable
 
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+try:  # CPython's C encoder made once: json.dumps builds a new one on every call
+    from _json import encode_basestring, make_encoder
+
+    def _not_serializable(value: object) -> object:
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+    _encoder = make_encoder(
+        None, _not_serializable, encode_basestring, None, ":", ",", False, False, True
+    )
+
+    def _dumps(value: Any) -> str:
+        """Compact JSON text, UTF-8 kept as it is (what the payload column holds)."""
+        return "".join(_encoder(value, 0))
+
+except ImportError:  # not CPython
+    _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+INSERT_CHUNK = 256  # rows in one INSERT statement at most (and within SQLite's parameter limit)
+
+
+class _RowInsert:
+    """`INSERT INTO table (columns) VALUES (…), (…)` for n rows, its text made once per n
+    (powers of two only, so SQLite's statement cache keeps a handful)."""
+
+    def __init__(self, table: str, columns: str, values: str) -> None:
+        self.head = f"INSERT INTO {table} ({columns}) VALUES "
+        self.values = values
+        self.width = values.count("?")
+        self._sql: dict[int, str] = {}
+
+    def sql(self, rows: int) -> str:
+        if (text := self._sql.get(rows)) is None:
+            text = self._sql[rows] = self.head + ", ".join([self.values] * rows)
+        return text
+
+
+_HEARTBEAT_ROW = _RowInsert(
+    "heartbeats",
+    "id, time, entity, type, category, project, branch, language, user_agent, payload, received",
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+)
+_DELIVERY_ROW = _RowInsert(
+    "deliveries", "destination_id, heartbeat_id, time, state, updated", "(?, ?, ?, 0, ?)"
+)
 
 
 def _store_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
@@ -154,6 +202,7 @@ class HeartbeatStore:
             self._db = connect(path, timeout=timeout)
         except sqlite3.DatabaseError as exc:
             raise _store_error(path, exc) from exc
+        self._max_parameters = self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         try:
             self._migrate()
         except sqlite3.DatabaseError as exc:
@@ -257,17 +306,25 @@ class HeartbeatStore:
 
     # -- writing ----------------------------------------------------------------------
 
-    def add(self, items: Sequence[tuple[Heartbeat, Iterable[str]]]) -> list[int]:
-        """Commit heartbeats, each queued for the named destinations; durable on return."""
+    def add(
+        self,
+        items: Sequence[tuple[Heartbeat, Iterable[str]]],
+        payloads: Sequence[str] | None = None,
+    ) -> list[int]:
+        """Commit heartbeats, each queued for the named destinations; durable on return.
+
+        `payloads`, each heartbeat's `payload()`, when it was made beforehand (the ingest
+        makes them while the previous group commits).
+        """
+        if payloads is None:
+            payloads = [payload(hb) for hb, _ in items]
         now = time.time()
         with self._transaction():
             # The transaction holds the write lock, so the next ids are ours to assign.
             (last,) = self._db.execute("SELECT coalesce(max(id), 0) FROM heartbeats").fetchone()
-            ids = list(range(last + 1, last + 1 + len(items)))
-            self._db.executemany(
-                "INSERT INTO heartbeats (id, time, entity, type, category, project, branch,"
-                " language, user_agent, payload, received)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ids = range(last + 1, last + 1 + len(items))
+            self._insert(
+                _HEARTBEAT_ROW,
                 [
                     (
                         heartbeat_id,
@@ -279,22 +336,32 @@ class HeartbeatStore:
                         hb.branch,
                         hb.language,
                         hb.user_agent,
-                        _dumps(hb.to_api()),
+                        hb_payload,
                         now,
                     )
-                    for heartbeat_id, (hb, _) in zip(ids, items, strict=True)
+                    for heartbeat_id, (hb, _), hb_payload in zip(ids, items, payloads, strict=True)
                 ],
             )
-            self._db.executemany(
-                "INSERT INTO deliveries (destination_id, heartbeat_id, time, state, updated)"
-                " VALUES (?, ?, ?, 0, ?)",
+            self._insert(
+                _DELIVERY_ROW,
                 [
                     (self.destination_id(name), heartbeat_id, hb.time, now)
                     for heartbeat_id, (hb, destinations) in zip(ids, items, strict=True)
                     for name in destinations
                 ],
             )
-        return ids
+        return list(ids)
+
+    def _insert(self, row: _RowInsert, rows: list[tuple[Any, ...]]) -> None:
+        """Insert rows a chunk a statement: each statement is one step, and so one release
+        of the GIL, where executemany would take one a row (and wait to get it back)."""
+        most = min(INSERT_CHUNK, self._max_parameters // row.width)
+        start = 0
+        while start < len(rows):
+            size = 1 << (min(most, len(rows) - start).bit_length() - 1)
+            chunk = rows[start : start + size]
+            self._db.execute(row.sql(size), list(itertools.chain.from_iterable(chunk)))
+            start += size
 
     def mark_delivered(self, destination: str, ids: Iterable[int]) -> None:
         self._set_state(destination, [(i, None) for i in ids], DELIVERED)

@@ -52,11 +52,13 @@ def test_server_down_at_first_then_up(tmp_path: Path) -> None:
 def test_sigint_stops_cleanly_and_the_queue_survives(tmp_path: Path, waka: FakeWakaTime) -> None:
     repo = git_repo(tmp_path / "repo")
     env = agent_env(tmp_path, waka.url, api_key=None)  # no key: record locally only
-    with AgentProcess(env, repo) as agent:
+    with AgentProcess(env, repo, "--verbose") as agent:
+        agent.wait_for_log("no API key configured")  # said at start, before any activity
         (repo / "a.rs").write_text("fn main() {}\n")
-        agent.wait_for_log("no API key configured")
+        agent.wait_for_log("stored 1 heartbeat")
         assert agent.stop(signal.SIGINT) == 0
     assert "Traceback" not in agent.log
+    assert agent.log.count("no API key configured") == 1
     assert waka.received == []
     # With a key the next start delivers what was recorded while it had none.
     with AgentProcess(agent_env(tmp_path, waka.url), repo) as agent:

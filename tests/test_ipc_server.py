@@ -279,3 +279,34 @@ def test_a_second_daemon_refuses_to_start(daemon: Daemon) -> None:
     assert "Traceback" not in second.stderr
     with daemon.client() as client:  # the first one is untouched
         assert client.request({"op": "ping"})["pid"] == daemon.process.proc.pid
+
+
+def test_a_deep_pipeline_with_an_oversize_line_then_eof_is_answered_in_order(
+    daemon: Daemon,
+) -> None:
+    """More requests than a client may have outstanding, a line over the cap in the middle,
+    then the client closes its side: every line is answered, in order, and nothing is lost."""
+    sock = raw(daemon)
+    lines = [
+        json.dumps({"op": "heartbeat", "id": n, "heartbeat": heartbeat(f"/pipe/{n}.py", n / 1000)})
+        for n in range(1500)
+    ]
+    lines.insert(700, json.dumps({"op": "ping", "pad": "x" * (MAX_LINE + 10)}))
+    sender = threading.Thread(
+        target=lambda: (
+            sock.sendall(("\n".join(lines) + "\n").encode()),
+            sock.shutdown(socket.SHUT_WR),
+        )
+    )
+    sender.start()
+    answers = read_answers(sock, len(lines))
+    sender.join()
+    sock.close()
+    assert len(answers) == 1501
+    assert answers[700]["ok"] is False and "longer than" in answers[700]["error"]
+    rest = answers[:700] + answers[701:]
+    assert [a["id"] for a in rest] == list(range(1500))
+    assert all(a["ok"] and a["queued"] == 1 for a in rest)
+    with daemon.client() as client:
+        status = client.request({"op": "status"})
+    assert status["queued"] + status["delivered_total"] == 1500

@@ -1,8 +1,10 @@
-"""The daemon side of the socket: asyncio, one task pair per connection.
+"""The daemon side of the socket: asyncio protocols, served without a task per request.
 
-Each connection reads lines as fast as the client sends them and starts serving each at
-once, while a writer answers them strictly in order; so a client that pipelines many
-heartbeats shares one group commit, and a slow or hostile client only stalls itself.
+Each connection splits what it reads into lines and serves every complete line at once,
+on the loop: a ping, a refused line or a validation error is answered right there, and a
+heartbeat request leaves a future that resolves after its commit. Answers go out strictly
+in order, all that are ready in one write; so a client that pipelines many heartbeats
+shares one group commit, and a slow or hostile client only stalls itself.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import os
 import socket
 import stat
+from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,9 +24,12 @@ from agent.ipc.protocol import MAX_LINE, ProtocolError, decode_request, encode, 
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+# A handler answers at once (a dict) or later (an awaitable of one); raising ProtocolError
+# refuses the request.
+Handler = Callable[[dict[str, Any]], dict[str, Any] | Awaitable[dict[str, Any]]]
 MAX_CONNECTIONS = 512
 PIPELINE_DEPTH = 1024  # answers a client may have outstanding before we stop reading it
+CLOSE_TIMEOUT = 5.0  # seconds `stop` waits for a connection's last answers to go out
 
 
 class SocketInUse(RuntimeError):
@@ -35,7 +41,7 @@ class IpcServer:
         self.path = path
         self.handler = handler
         self._server: asyncio.AbstractServer | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: set[_Connection] = set()
 
     async def start(self) -> None:
         prepare_socket_path(self.path)
@@ -46,113 +52,224 @@ class IpcServer:
         finally:
             os.umask(old_umask)
         os.chmod(self.path, 0o600, follow_symlinks=False)
-        self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=MAX_LINE)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(
+            lambda: _Connection(self.handler, self._connections), sock=sock
+        )
 
     async def stop(self) -> None:
+        """Stop listening; requests already read are still answered, then every
+        connection is closed."""
         if self._server is None:
             return
         self._server.close()
-        for task in list(self._connections):
-            task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
-        with contextlib.suppress(OSError):
+        closing = [connection.close_when_answered() for connection in list(self._connections)]
+        await asyncio.gather(*closing, return_exceptions=True)
+        with contextlib.suppress(OSError, TimeoutError):
             await asyncio.wait_for(self._server.wait_closed(), 2)
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISSOCK(os.lstat(self.path).st_mode):
                 os.unlink(self.path)
         self._server = None
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        if len(self._connections) >= MAX_CONNECTIONS:
-            writer.write(encode(error("too many connections")))
-            writer.close()
-            return
-        self._connections.add(task)
-        answers: asyncio.Queue[asyncio.Future[dict[str, Any]] | None] = asyncio.Queue(
-            PIPELINE_DEPTH
-        )
-        answering = asyncio.create_task(self._answer(answers, writer))
-        try:
-            while (line := await _read_line(reader)) is not None:
-                await answers.put(asyncio.ensure_future(self._dispatch(line)))
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            await answers.put(None)
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await answering
-            writer.close()
-            self._connections.discard(task)
 
-    async def _dispatch(self, line: bytes | _TooLong) -> dict[str, Any]:
-        if isinstance(line, _TooLong):
-            return error(f"line longer than {MAX_LINE} bytes refused")
+class _Connection(asyncio.Protocol):
+    """One client: its unfinished line, the lines read and not yet served, and its answers
+    in request order.
+
+    `_answers` holds encoded answer lines and, for requests still being served, a
+    (future, request id, request) entry; `_flush` writes the ready ones from the front and
+    serves more lines while fewer than PIPELINE_DEPTH answers are outstanding.
+    """
+
+    def __init__(self, handler: Handler, connections: set[_Connection]) -> None:
+        self._handler = handler
+        self._connections = connections
+        self._transport: asyncio.Transport | None = None
+        self._partial = bytearray()
+        self._discarding = False  # inside a line over the cap, thrown away up to its newline
+        self._lines: deque[bytes | None] = deque()  # read, not yet served; None: over the cap
+        self._answers: deque[bytes | tuple[asyncio.Future[Any], Any, Any]] = deque()
+        self._waiting_on: asyncio.Future[Any] | None = None
+        self._writing_paused = False
+        self._reading_paused = False
+        self._closed = asyncio.get_running_loop().create_future()
+        self._stopping = False
+
+    # -- asyncio.Protocol -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        if len(self._connections) >= MAX_CONNECTIONS:
+            transport.write(encode(error("too many connections")))
+            transport.close()
+            return
+        self._connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # Requests still being served complete all the same (their heartbeats count);
+        # only their answers have nowhere to go.
+        self._connections.discard(self)
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        """The client reads its answers slower than it sends requests: stop reading it."""
+        self._writing_paused = True
+        self._pace()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._pace()
+
+    def data_received(self, data: bytes) -> None:
+        if self._discarding:
+            end = data.find(b"\n")
+            if end < 0:
+                return
+            self._discarding = False
+            data = data[end + 1 :]
+        if b"\n" in data:
+            if self._partial:
+                self._partial += data
+                data = bytes(self._partial)
+                self._partial.clear()
+            lines = data.split(b"\n")
+            data = lines.pop()
+            # With its newline, a line of MAX_LINE bytes is over the cap.
+            self._lines.extend(line if len(line) < MAX_LINE else None for line in lines)
+        self._partial += data
+        if len(self._partial) >= MAX_LINE:
+            self._partial.clear()
+            self._discarding = True
+            self._lines.append(None)
+        self._flush()
+
+    def eof_received(self) -> bool:
+        """The client sent all it will: a partial last line is dropped, the answers still
+        go out, then the connection closes."""
+        self._stopping = True
+        self._flush()
+        return True
+
+    # -- serving ----------------------------------------------------------------------
+
+    def _serve(self, line: bytes) -> None:
         try:
             request = decode_request(line)
         except ProtocolError as exc:
-            return error(str(exc))
+            self._answers.append(encode(error(str(exc))))
+            return
         request_id = request.get("id")
         try:
-            return with_id(await self.handler(request), request_id)
+            answer = self._handler(request)
         except ProtocolError as exc:
-            return error(str(exc), request_id)
+            self._answers.append(encode(error(str(exc), request_id)))
+            return
         except Exception as exc:
-            log.exception("request %r failed", request.get("op"))
-            return error(f"internal error: {exc}", request_id)
+            self._answers.append(_failed(exc, request, request_id))
+            return
+        if isinstance(answer, dict):
+            self._answers.append(_encoded(with_id(answer, request_id)))
+        else:
+            self._answers.append((asyncio.ensure_future(answer), request_id, request))
 
-    async def _answer(
-        self,
-        answers: asyncio.Queue[asyncio.Future[dict[str, Any]] | None],
-        writer: asyncio.StreamWriter,
-    ) -> None:
-        connected = True
-        while (pending := await answers.get()) is not None:
-            answer = await pending  # awaited even for a client gone: its heartbeats still count
-            if not connected:
-                continue
-            try:
-                line = encode(answer)
-            except (TypeError, ValueError) as exc:
-                log.error("unsendable answer %r: %s", answer, exc)
-                line = encode(error(f"internal error: unsendable answer: {exc}"))
-            try:
-                writer.write(line)
-                # At once when nothing is buffered; waits only on a client that reads no
-                # answers (past the high-water mark), which then stalls nobody but itself.
-                await writer.drain()
-            except ConnectionError:
-                connected = False  # keep taking answers so the reader never blocks on us
+    def _answered(self, future: asyncio.Future[Any]) -> None:
+        if future is self._waiting_on:
+            self._waiting_on = None
+        self._flush()
 
+    def _flush(self) -> None:
+        """Serve the lines read, while there is room; write every answer that is ready, in
+        order, up to the first one still pending (which calls back once it is done)."""
+        answers, lines = self._answers, self._lines
+        while lines and len(answers) < PIPELINE_DEPTH:
+            line = lines.popleft()
+            if line is None:
+                answers.append(_TOO_LONG)
+            elif line and not line.isspace():
+                self._serve(line)
+        ready: list[bytes] = []
+        while answers:
+            head = answers[0]
+            if isinstance(head, tuple):
+                future, request_id, request = head
+                if not future.done():
+                    if self._waiting_on is not future:
+                        self._waiting_on = future
+                        future.add_done_callback(self._answered)
+                    break
+                ready.append(_outcome(future, request, request_id))
+            else:
+                ready.append(head)
+            answers.popleft()
+        transport = self._transport
+        if ready and transport is not None and not transport.is_closing():
+            transport.write(b"".join(ready))
+        if lines and len(answers) < PIPELINE_DEPTH:  # answers written at once made room
+            self._flush()
+            return
+        self._pace()
+        if self._stopping and not answers and not lines:
+            self._close()
 
-class _TooLong:
-    """Stands for a line over the cap, already discarded."""
+    def _pace(self) -> None:
+        """Read a client only while it has room for more answers."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        pause = self._writing_paused or self._stopping or bool(self._lines)
+        if pause and not self._reading_paused:
+            transport.pause_reading()
+        elif not pause and self._reading_paused:
+            transport.resume_reading()
+        self._reading_paused = pause
 
+    # -- stopping ---------------------------------------------------------------------
 
-async def _read_line(reader: asyncio.StreamReader) -> bytes | _TooLong | None:
-    """The next non-blank line; None at end of input (a partial last line is dropped)."""
-    while True:
+    async def close_when_answered(self) -> None:
+        """Read no more; once every request read is answered, close (the answers are
+        flushed out first, for as long as CLOSE_TIMEOUT allows)."""
+        self._stopping = True
+        self._flush()
         try:
-            line = await reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError:
-            return None
-        except asyncio.LimitOverrunError:
-            return await _discard_line(reader)
-        if line.strip():
-            return line
+            await asyncio.wait_for(asyncio.shield(self._closed), CLOSE_TIMEOUT)
+        except TimeoutError:
+            if self._transport is not None:
+                self._transport.abort()
+
+    def _close(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.close()
 
 
-async def _discard_line(reader: asyncio.StreamReader) -> _TooLong | None:
-    """Throw an over-long line away, chunk by chunk, up to and including its newline."""
-    while True:
-        try:
-            await reader.readuntil(b"\n")
-            return _TooLong()
-        except asyncio.LimitOverrunError as exc:
-            await reader.readexactly(exc.consumed)
-        except asyncio.IncompleteReadError:
-            return None
+def _outcome(future: asyncio.Future[Any], request: dict[str, Any], request_id: Any) -> bytes:
+    """The answer line of a request served later."""
+    if future.cancelled():
+        return encode(error("internal error: cancelled", request_id))
+    exc = future.exception()
+    if exc is None:
+        return _encoded(with_id(future.result(), request_id))
+    if isinstance(exc, ProtocolError):
+        return encode(error(str(exc), request_id))
+    return _failed(exc, request, request_id)
+
+
+def _failed(exc: BaseException, request: dict[str, Any], request_id: Any) -> bytes:
+    log.error("request %r failed", request.get("op"), exc_info=exc)
+    return encode(error(f"internal error: {exc}", request_id))
+
+
+def _encoded(answer: dict[str, Any]) -> bytes:
+    try:
+        return encode(answer)
+    except (TypeError, ValueError) as exc:
+        log.error("unsendable answer %r: %s", answer, exc)
+        return encode(error(f"internal error: unsendable answer: {exc}", answer.get("id")))
+
+
+_TOO_LONG = encode(error(f"line longer than {MAX_LINE} bytes refused"))
 
 
 def prepare_socket_path(path: Path) -> None:

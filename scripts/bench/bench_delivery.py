@@ -38,8 +38,10 @@ def main() -> None:
         for first in range(0, args.count, 5000):
             store.add(
                 [
-                    (Heartbeat(entity=f"/src/file{i % 500}.py", time=now + i, language="Python"),
-                     ["default"])
+                    (
+                        Heartbeat(entity=f"/src/file{i % 500}.py", time=now + i, language="Python"),
+                        ["default"],
+                    )
                     for i in range(first, min(first + 5000, args.count))
                 ]
             )
