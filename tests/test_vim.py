@@ -64,10 +64,10 @@ def daemon_env(tmp_path: Path, waka: FakeWakaTime) -> Iterator[dict[str, str]]:
         assert process.stop() == 0
 
 
-@pytest.mark.skipif(VIM is None, reason="vim is not installed")
 def test_vim_saves_and_the_heartbeats_arrive(
     tmp_path: Path, waka: FakeWakaTime, daemon_env: dict[str, str]
 ) -> None:
+    assert VIM, "vim is needed for this test (.ci/run installs it)"
     repo = git_repo(tmp_path / "vimproj")
     source = repo / "calc.py"
     script = tmp_path / "wakatime-test.vim"
