@@ -367,7 +367,8 @@ class LoginFlow:
         self.redirect_uri = f"http://{LOOPBACK}:{self._server.server_address[1]}{CALLBACK_PATH}"
         self.url = client.authorization_url(self.redirect_uri, self.state)
         self._lock = threading.Lock()
-        self._done = threading.Event()
+        self._answered = False
+        self._done = threading.Event()  # set once the answer page has been sent
         self._tokens: TokenSet | None = None
         self._error: AuthError | None = None
         self._thread = threading.Thread(
@@ -394,20 +395,23 @@ class LoginFlow:
         assert self._tokens is not None
         return self._tokens
 
-    def answer(self, query: dict[str, str]) -> tuple[int, str]:
-        """Settle the login with one redirect: (HTTP status, words for the browser)."""
+    def answer(self, query: dict[str, str]) -> tuple[int, str] | None:
+        """Settle the login with one redirect: (HTTP status, words for the browser); None
+        when an earlier redirect settled it already. `finished()` must follow the page."""
         with self._lock:
-            if self._done.is_set():
-                return 409, "This login has already finished; you can close this tab."
+            if self._answered:
+                return None
+            self._answered = True
             try:
                 self._tokens = self._complete(query)
             except AuthError as exc:
                 self._error = exc
-                reply = 400, f"Login failed: {exc}."
-            else:
-                reply = 200, "Logged in. You can close this tab and return to the terminal."
-            self._done.set()
-            return reply
+                return 400, f"Login failed: {exc}."
+            return 200, "Logged in. You can close this tab and return to the terminal."
+
+    def finished(self) -> None:
+        """The browser has its page: `wait` may return (and the process end) now."""
+        self._done.set()
 
     def _complete(self, query: dict[str, str]) -> TokenSet:
         state = query.get("state", "")
@@ -448,8 +452,15 @@ class _CallbackHandler(BaseHTTPRequestHandler):
         if parts.path != CALLBACK_PATH:
             self._page(404, "Not found.")
             return
-        status, message = self.server.flow.answer(dict(parse_qsl(parts.query)))
-        self._page(status, message)
+        flow = self.server.flow
+        reply = flow.answer(dict(parse_qsl(parts.query)))
+        if reply is None:
+            self._page(409, "This login has already finished; you can close this tab.")
+            return
+        try:
+            self._page(*reply)
+        finally:
+            flow.finished()
 
     def _page(self, status: int, message: str) -> None:
         title = "heartbeat-agent: logged in" if status == 200 else "heartbeat-agent: login"
