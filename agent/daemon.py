@@ -455,24 +455,13 @@ class Daemon:
             destinations = []
             last_error = None
             for destination in self.destinations:
+                report = store.destination_report(destination.name, display_url(destination.url))
                 loop = self.deliveries.get(destination.name)
-                state = loop.sender.status if loop else None
-                c = store.counts(destination.name)
-                last = store.last_delivery(destination.name)
-                error = state.paused or state.last_error if state else None
-                last_error = last_error or error
-                destinations.append(
-                    {
-                        "name": destination.name,
-                        "url": display_url(destination.url),
-                        "queued": c.queued,
-                        "delivered": c.delivered,
-                        "rejected": c.rejected,
-                        "last_delivery": iso_time(last),
-                        "last_error": state.last_error if state else None,
-                        "paused": state.paused if state else None,
-                    }
-                )
+                if loop is not None:
+                    state = loop.sender.status
+                    report.update(last_error=state.last_error, paused=state.paused)
+                    last_error = last_error or state.paused or state.last_error
+                destinations.append(report)
             return {
                 "pid": os.getpid(),
                 "version": __version__,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.heartbeat import Heartbeat
+from agent.stats import iso_time
 
 log = logging.getLogger(__name__)
 
@@ -501,6 +502,21 @@ class HeartbeatStore:
             (start, end),
         )
         return [HistoryRow(*row) for row in rows]
+
+    def destination_report(self, name: str, url: str) -> dict[str, Any]:
+        """A destination's entry in `agent status`, as far as the database knows it; the
+        daemon adds its live error state (last_error, paused)."""
+        counts = self.counts(name)
+        return {
+            "name": name,
+            "url": url,
+            "queued": counts.queued,
+            "delivered": counts.delivered,
+            "rejected": counts.rejected,
+            "last_delivery": iso_time(self.last_delivery(name)),
+            "last_error": None,
+            "paused": None,
+        }
 
     def last_delivery(self, destination: str | None = None) -> float | None:
         sql = "SELECT max(updated) FROM deliveries WHERE state = 1"

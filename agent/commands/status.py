@@ -89,17 +89,7 @@ def offline_report(settings: Settings) -> dict[str, Any]:
             last_delivery=iso_time(store.last_delivery()),
             today_seconds=round(today.total_seconds, 3),
             destinations=[
-                {
-                    "name": name,
-                    "url": url,
-                    "queued": (c := store.counts(name)).queued,
-                    "delivered": c.delivered,
-                    "rejected": c.rejected,
-                    "last_delivery": iso_time(store.last_delivery(name)),
-                    "last_error": None,
-                    "paused": None,
-                }
-                for name, url in store.destinations().items()
+                store.destination_report(name, url) for name, url in store.destinations().items()
             ],
         )
     return report
