@@ -7,6 +7,7 @@ dependencies). Privacy switches are applied here, before anything is stored.
 
 from __future__ import annotations
 
+import logging
 import os
 
 from agent.compat import project_root_count
@@ -15,19 +16,15 @@ from agent.detect import Detection, DetectOptions, Detector
 from agent.heartbeat import Heartbeat
 from agent.useragent import full_user_agent
 
-# Placeholders a plugin sends for the server to resolve: never replaced here.
-SERVER_PLACEHOLDERS = ("<<LAST_PROJECT>>", "<<LAST_BRANCH>>")
 # Detections by what a heartbeat asks of detection (its entity, the names it gave and its hints).
 DetectionMemo = dict[tuple[str | None, ...], Detection]
+
+log = logging.getLogger(__name__)
 
 
 class HeartbeatBuilder:
     def __init__(self, detector: Detector | None = None) -> None:
         self.detector = detector or Detector(DetectOptions())
-
-    def from_file_write(self, path: str, at: float) -> Heartbeat | None:
-        """A save seen by the watcher; None when the file must not count."""
-        return self.complete(Heartbeat(entity=path, time=at, type="file", is_write=True))
 
     def complete(self, hb: Heartbeat, seen: DetectionMemo | None = None) -> Heartbeat | None:
         """Fill in what detection knows, in place; None when a privacy rule says skip.
@@ -49,15 +46,19 @@ class HeartbeatBuilder:
             )
             found = seen.get(key) if seen is not None else None
             if found is None:
-                found = self.detector.detect(
-                    hb.entity,
-                    project=hb.project,
-                    branch=hb.branch,
-                    language=hb.language,
-                    alternate_project=hb.alternate_project,
-                    alternate_branch=hb.alternate_branch,
-                    alternate_language=hb.alternate_language,
-                )
+                try:
+                    found = self.detector.detect(
+                        hb.entity,
+                        project=hb.project,
+                        branch=hb.branch,
+                        language=hb.language,
+                        alternate_project=hb.alternate_project,
+                        alternate_branch=hb.alternate_branch,
+                        alternate_language=hb.alternate_language,
+                    )
+                except Exception:  # detection must never cost a heartbeat
+                    log.exception("detection failed for %s; storing it as sent", hb.entity)
+                    return hb
                 if seen is not None:
                     seen[key] = found
             if found.skip:

@@ -538,13 +538,9 @@ class Daemon:
             log.exception("status bar: the server's figure could not be read")
         return None
 
-    @contextlib.contextmanager
-    def _reader(self) -> Any:
-        store = HeartbeatStore(self.settings.database_path())
-        try:
-            yield store
-        finally:
-            store.close()
+    def _reader(self) -> HeartbeatStore:
+        """A connection of its own for the thread a report runs in."""
+        return HeartbeatStore(self.settings.database_path())
 
 
 class CachedFetch:

@@ -86,7 +86,7 @@ class Heartbeat:
         return {name: value for name in _API_FIELDS if (value := getattr(self, name)) is not None}
 
     def to_dict(self) -> dict[str, Any]:
-        """Every known field, hints included: the form the IPC client sends to the daemon."""
+        """Every known field, the local hints included: the whole record, for inspection."""
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     @classmethod

@@ -103,11 +103,7 @@ class Ingest:
     ) -> list[tuple[Heartbeat, list[str], str]]:
         built = []
         for hb in heartbeats:
-            try:
-                complete = self.builder.complete(hb, seen)
-            except Exception:  # detection must never cost a heartbeat
-                log.exception("detection failed for %s; storing it as sent", hb.entity)
-                complete = hb
+            complete = self.builder.complete(hb, seen)
             if complete is not None:
                 built.append((complete, self.router.route(complete), payload(complete)))
         return built

@@ -253,6 +253,12 @@ class HeartbeatStore:
     def close(self) -> None:
         self._db.close()
 
+    def __enter__(self) -> HeartbeatStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def _migrate(self) -> None:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         if version == SCHEMA_VERSION:

@@ -7,7 +7,7 @@ from pathlib import Path
 from agentproc import git_repo
 
 from agent.builder import HeartbeatBuilder
-from agent.detect import DetectOptions, Detector
+from agent.detect import Detection, DetectOptions, Detector
 from agent.heartbeat import Heartbeat
 
 
@@ -67,4 +67,20 @@ def test_privacy_switches_drop_what_the_plugin_counted_too(tmp_path: Path) -> No
 def test_excluded_unknown_projects_are_skipped(tmp_path: Path) -> None:
     (tmp_path / "loose.py").write_text("pass\n")
     builder = HeartbeatBuilder(Detector(DetectOptions(exclude_unknown_project=True)))
-    assert builder.from_file_write(str(tmp_path / "loose.py"), 1.7e9) is None
+    written = Heartbeat(entity=str(tmp_path / "loose.py"), time=1.7e9, is_write=True)
+    assert builder.complete(written) is None
+
+
+class _BrokenDetector(Detector):
+    """Stands for a detection bug, which must never cost the heartbeat."""
+
+    def detect(self, path: str, **hints: str | None) -> Detection:  # type: ignore[override]
+        raise RuntimeError("a detection bug")
+
+
+def test_a_detection_failure_keeps_the_heartbeat_as_sent(tmp_path: Path) -> None:
+    sent = Heartbeat(entity=str(tmp_path / "x.py"), time=1.7e9, project="given")
+    hb = HeartbeatBuilder(_BrokenDetector()).complete(sent)
+    assert hb is not None
+    assert (hb.entity, hb.project) == (str(tmp_path / "x.py"), "given")
+    assert hb.user_agent is not None and hb.user_agent.startswith("wakatime/")

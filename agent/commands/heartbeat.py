@@ -180,11 +180,8 @@ def _heartbeat_offline(
         complete = builder.complete(heartbeat)
         if complete is not None:
             rows.append((complete, router.route(complete)))
-    store = HeartbeatStore(settings.database_path())
-    try:
+    with HeartbeatStore(settings.database_path()) as store:
         store.add(rows)
-    finally:
-        store.close()
     log.debug(f"no daemon: {len(rows)} heartbeat(s) written to {settings.database_path()}")
     if any(problem.startswith("heartbeat:") for problem in problems):
         return ExitCode.ERR_GENERIC
@@ -243,11 +240,8 @@ def _today_offline(log: CompatLog) -> dict[str, Any] | None:
     from agent.useragent import local_timezone
 
     now = time.time()
-    store = HeartbeatStore(settings.database_path())
-    try:
+    with HeartbeatStore(settings.database_path()) as store:
         return status_bar(today_summary(store.history, now), now, local_timezone())
-    finally:
-        store.close()
 
 
 # -- the offline queue ------------------------------------------------------------------
@@ -262,11 +256,8 @@ def _offline_count() -> int:
             return ExitCode.ERR_CONFIG_FILE_PARSE
         from agent.store import HeartbeatStore
 
-        store = HeartbeatStore(settings.database_path())
-        try:
+        with HeartbeatStore(settings.database_path()) as store:
             queued = store.counts().queued
-        finally:
-            store.close()
     print(queued)
     return ExitCode.SUCCESS
 
@@ -279,11 +270,8 @@ def _print_offline(limit: int) -> int:
     from agent.destinations import DEFAULT
     from agent.store import HeartbeatStore
 
-    store = HeartbeatStore(settings.database_path())
-    try:
+    with HeartbeatStore(settings.database_path()) as store:
         queued = store.pending(DEFAULT, limit if limit > 0 else 1_000_000)
-    finally:
-        store.close()
     print(dumps([item.payload for item in queued]))
     return ExitCode.SUCCESS
 

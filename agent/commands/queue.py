@@ -89,10 +89,8 @@ def open_store(settings: Settings) -> Iterator[HeartbeatStore | None]:
         store = HeartbeatStore(path)
     except StoreError as exc:
         raise CommandError(f"cannot open the database: {exc}") from None
-    try:
+    with store:
         yield store
-    finally:
-        store.close()
 
 
 def _known_destination(store: HeartbeatStore | None, name: str | None) -> str | None:
