@@ -11,11 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from agent.config import KEY_SOURCES
 from agent.sender import retry_after_seconds
 from agent.useragent import machine_name, request_headers
 
@@ -25,10 +26,7 @@ if TYPE_CHECKING:
 # Waits between polls while the server computes stats (202): about 40 s in all.
 STATS_RETRY_DELAYS = (2.0, 4.0, 8.0, 10.0, 15.0)
 MAX_STATS_WAIT = 60.0
-NO_CREDENTIALS = (
-    "no credentials: run `agent login`, or set an API key ([api] key in the config file,"
-    " HEARTBEAT_AGENT_API__KEY, or api_key in ~/.wakatime.cfg)"
-)
+NO_CREDENTIALS = f"no credentials: {KEY_SOURCES}"
 
 
 class ApiError(Exception):
@@ -41,6 +39,9 @@ class ApiError(Exception):
 
 class StatsPending(ApiError):
     """The server was still computing the stats after every polite retry."""
+
+
+T = TypeVar("T")
 
 
 class _Model(BaseModel):
@@ -139,11 +140,16 @@ class Duration(_Model):
     branch: str | None = None
 
 
-class Durations(_Model):
-    data: list[Duration]
+class Listing(_Model, Generic[T]):
+    """A day's list answer (durations, heartbeats): the items and the range they cover."""
+
+    data: list[T]
     start: dt.datetime | None = None
     end: dt.datetime | None = None
     timezone: str | None = None
+
+
+Durations = Listing[Duration]
 
 
 class HeartbeatRecord(_Model):
@@ -158,11 +164,7 @@ class HeartbeatRecord(_Model):
     is_write: bool | None = None
 
 
-class Heartbeats(_Model):
-    data: list[HeartbeatRecord]
-    start: dt.datetime | None = None
-    end: dt.datetime | None = None
-    timezone: str | None = None
+Heartbeats = Listing[HeartbeatRecord]
 
 
 class Project(_Model):
@@ -179,9 +181,6 @@ class UserAgent(_Model):
     version: str | None = None
     os: str | None = None
     last_seen_at: dt.datetime | None = None
-
-
-T = TypeVar("T")
 
 
 class WakaTimeApi:

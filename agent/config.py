@@ -36,6 +36,13 @@ APP_NAME = "heartbeat-agent"
 DEFAULT_API_URL = "https://wakatime.com/api/v1"
 
 
+# Where a key can come from, for every message that says one is missing.
+KEY_SOURCES = (
+    "set [api] key in the config file, HEARTBEAT_AGENT_API__KEY, or api_key in ~/.wakatime.cfg"
+    " (or run `agent login`)"
+)
+
+
 class ConfigError(Exception):
     """A setting that cannot be used; the message names the source, key and reason."""
 

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from agent.config import KEY_SOURCES
 from agent.store import HeartbeatStore, QueuedHeartbeat
 from agent.useragent import request_headers
 
@@ -29,10 +30,7 @@ log = logging.getLogger(__name__)
 BULK_ROUTE = "users/current/heartbeats.bulk"
 SINGLE_ROUTE = "users/current/heartbeats"
 MAX_RETRY_AFTER = 3600.0
-NO_KEY = (
-    "no API key configured: set [api] key in the config file, HEARTBEAT_AGENT_API__KEY,"
-    " or api_key in ~/.wakatime.cfg (or run `agent login`); heartbeats are kept meanwhile"
-)
+NO_KEY = f"no API key configured: {KEY_SOURCES}; heartbeats are kept meanwhile"
 AUTH_RETRY = 900.0  # after a 401/403, try again this rarely until the key changes
 
 
