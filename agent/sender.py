@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 BULK_ROUTE = "users/current/heartbeats.bulk"
 SINGLE_ROUTE = "users/current/heartbeats"
 MAX_RETRY_AFTER = 3600.0
-NO_KEY = f"no API key configured: {KEY_SOURCES}; heartbeats are kept meanwhile"
+NO_KEY = f"no API key configured: {KEY_SOURCES}"
 AUTH_RETRY = 900.0  # after a 401/403, try again this rarely until the key changes
 
 
