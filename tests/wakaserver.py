@@ -1172,8 +1172,8 @@ def main(argv: list[str] | None = None) -> None:
         max_age_days=args.max_age_days,
     )
     with server:
-        print(server.url, flush=True)
-        try:
+        try:  # Ctrl-C may come as soon as the address is out, so the print is inside
+            print(server.url, flush=True)
             threading.Event().wait()
         except KeyboardInterrupt:
             print(f"\n{len(server.received)} heartbeats received", flush=True)
