@@ -13,6 +13,7 @@ import pytest
 from agent.detect import (
     SKIP_NO_PROJECT_FILE,
     SKIP_UNKNOWN_PROJECT,
+    DetectionKey,
     DetectOptions,
     Detector,
     vcs,
@@ -383,6 +384,33 @@ def test_file_cache_follows_content_changes(tmp_path: Path) -> None:
     assert (d.lines, d.dependencies) == (3, ("a", "bb", "ccc"))
 
 
+def test_recall_gives_a_detection_only_while_what_it_was_made_from_holds(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "shop")
+    path = repo / "main.py"
+    clock = Clock()
+    detector = Detector(clock=clock, folder_ttl=30.0)
+    key = DetectionKey(str(path))
+    assert detector.recall(key) is None  # never detected: reading is needed
+    first = detector.detect(str(path))
+    assert detector.recall(key) is first
+    assert detector.recall(DetectionKey(str(path), language="Crystal")) is None  # other hints
+
+    path.write_text("print(1)\nprint(2)\n")  # the file changed
+    assert detector.recall(key) is None
+    assert detector.detect_key(key).lines == 2
+    assert detector.recall(key) is not None
+
+    git(repo, "checkout", "-q", "-b", "feature")  # HEAD changed
+    assert detector.recall(key) is None
+    assert detector.detect_key(key).branch == "feature"
+
+    (repo / ".wakatime-project").write_text("Renamed\n")
+    clock.now += 31  # the folder entry expired: markers are looked for again
+    assert detector.recall(key) is None
+    assert detector.detect_key(key).project == "Renamed"
+    assert detector.recall(key) is not None
+
+
 def test_lru_is_bounded_and_keeps_recent_entries() -> None:
     cache: LRU[str, int] = LRU(3)
     for i, key in enumerate("abcd"):
@@ -403,6 +431,7 @@ def test_detector_caches_stay_within_their_cap(tmp_path: Path) -> None:
         detector.detect(str(tmp_path / f"d{i}" / "f.py"))
     assert len(detector._files) == 8
     assert len(detector._folders._cache) == 8
+    assert len(detector._detections) == 8
 
 
 # --- lines -------------------------------------------------------------------------------

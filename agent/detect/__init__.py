@@ -3,7 +3,9 @@
 `Detector.detect(path)` is called on every save the watcher sees and for every plugin
 heartbeat missing a field, so everything is cached: per folder (project files, repositories;
 expiring after `folder_ttl` seconds), per git HEAD (by its mtime and inode, so a checkout shows
-on the next call), and per file (by mtime, size and inode). Caches are bounded LRUs.
+on the next call), and per file (by mtime, size and inode). A whole detection is remembered
+too, valid while its folder entry, its file and its HEAD are unchanged: a plugin sending the
+same file over and over costs two stat calls a heartbeat. Caches are bounded LRUs.
 Standard library only at import time; pygments is imported on the first unknown extension.
 """
 
@@ -13,19 +15,21 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from agent.detect.cache import LRU
 from agent.detect.deps import parse_dependencies
 from agent.detect.language import PygmentsFallback, detect_language
 from agent.detect.lines import count_lines, is_binary
-from agent.detect.project import FolderResolver, ProjectMap, obfuscated_name
-from agent.detect.vcs import BranchReader
+from agent.detect.project import FolderInfo, FolderResolver, ProjectMap, obfuscated_name
+from agent.detect.vcs import BranchReader, HeadVersion, head_version
 
 __all__ = [
     "SKIP_NO_PROJECT_FILE",
     "SKIP_UNKNOWN_PROJECT",
     "DetectOptions",
     "Detection",
+    "DetectionKey",
     "Detector",
 ]
 
@@ -61,11 +65,49 @@ class Detection:
     skip: str | None = None
 
 
+# What identifies one version of a file: (mtime_ns, size, inode).
+FileVersion = tuple[int, int, int]
+_NO_FILE: FileVersion = (0, 0, 0)
+
+
+def _file_version(path: str) -> FileVersion | None:
+    try:
+        stat = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+
+@dataclass(frozen=True, slots=True)
+class _Remembered:
+    """A detection and what it was made from; it holds while none of that has changed."""
+
+    detection: Detection
+    path: str
+    file_version: FileVersion
+    folder: str
+    folder_info: FolderInfo
+    head: str | None  # the HEAD file the branch came from, if one did
+    head_version: HeadVersion | None
+
+
+class DetectionKey(NamedTuple):
+    """A path and what a heartbeat says of it: everything a detection depends on."""
+
+    path: str
+    project: str | None = None
+    branch: str | None = None
+    language: str | None = None
+    alternate_project: str | None = None
+    alternate_branch: str | None = None
+    alternate_language: str | None = None
+
+
 @dataclass(frozen=True)
 class _FileFacts:
     """What a file's content says, valid while its (mtime_ns, size, inode) stays the same."""
 
-    version: tuple[int, int, int]
+    version: FileVersion
     language: str | None  # detected, before any plugin-given language
     lines: int | None
     dependencies: tuple[str, ...]
@@ -88,6 +130,7 @@ class Detector:
         self._folders = FolderResolver(cache_size, folder_ttl, clock)
         self._branches = BranchReader(cache_size)
         self._files: LRU[str, _FileFacts] = LRU(cache_size)
+        self._detections: LRU[DetectionKey, _Remembered] = LRU(cache_size)
         self._folder_listings: LRU[str, tuple[int, frozenset[str]]] = LRU(cache_size)
         self._fallback = PygmentsFallback()
 
@@ -103,9 +146,38 @@ class Detector:
         language: str | None = None,
     ) -> Detection:
         """Detect for `path`; explicit project/branch/language win, alternates fill gaps."""
+        return self.detect_key(
+            DetectionKey(
+                path,
+                project,
+                branch,
+                language,
+                alternate_project,
+                alternate_branch,
+                alternate_language,
+            )
+        )
+
+    def recall(self, key: DetectionKey) -> Detection | None:
+        """A detection made before that still holds (a few stat calls), else None: then
+        finding one means reading files."""
+        remembered = self._detections.get(key)
+        if remembered is not None and self._holds(remembered):
+            return remembered.detection
+        return None
+
+    def detect_key(self, key: DetectionKey) -> Detection:
+        """`detect` for a path and its hints gathered in a key."""
+        if (recalled := self.recall(key)) is not None:
+            return recalled
+        path, project, branch, language, alternate_project, alternate_branch, alternate_language = (
+            key
+        )
         path = os.path.abspath(path)
         folder = os.path.dirname(path)
         info = self._folders.info(folder)
+        head: str | None = None
+        head_seen: HeadVersion | None = None
         project_file, repository = info.project_file, info.repository
 
         found_project: str | None = None
@@ -125,7 +197,8 @@ class Detector:
             if found_project is None:
                 found_project = repository.project
             if found_branch is None:
-                found_branch = self._branches.branch(repository)
+                found_branch, head_seen = self._branches.current(repository)
+                head = repository.head
             root = root or repository.root
 
         final_project = project or found_project or alternate_project
@@ -153,7 +226,7 @@ class Detector:
             final_project = obfuscated_name(root or folder)
         if options.hide_branch_names:
             final_branch = None
-        return Detection(
+        detection = Detection(
             entity=entity,
             project=final_project,
             branch=final_branch,
@@ -162,6 +235,20 @@ class Detector:
             dependencies=dependencies,
             project_root=root,
             skip=skip,
+        )
+        if facts is not None and facts.version != _NO_FILE and (head is None or head_seen):
+            self._detections.put(
+                key, _Remembered(detection, path, facts.version, folder, info, head, head_seen)
+            )
+        return detection
+
+    def _holds(self, remembered: _Remembered) -> bool:
+        """Whether a remembered detection is still what detecting again would find."""
+        head = remembered.head
+        return (
+            self._folders.fresh(remembered.folder) is remembered.folder_info
+            and _file_version(remembered.path) == remembered.file_version
+            and (head is None or head_version(head) == remembered.head_version)
         )
 
     def report(self, paths: list[str]) -> list[dict]:
@@ -182,6 +269,7 @@ class Detector:
         """Forget everything cached (after a config reload)."""
         self._folders.clear()
         self._files.clear()
+        self._detections.clear()
 
     def _file_facts(self, path: str, language: str | None) -> _FileFacts | None:
         """Language, lines and dependencies from the file, cached on its version.
@@ -189,11 +277,9 @@ class Detector:
         None for a path that is not a readable regular file (an unsaved buffer, a deleted
         file): then only the name can tell the language.
         """
-        try:
-            stat = os.stat(path)
-        except (OSError, ValueError):
+        version = _file_version(path)
+        if version is None:
             return self._name_only(path)
-        version = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
         cached = self._files.get(path)
         if cached is not None and cached.version == version:
             wanted = language or cached.language
@@ -219,7 +305,7 @@ class Detector:
         facts = _FileFacts(
             version,
             detected,
-            count_lines(path, stat.st_size, head),
+            count_lines(path, version[1], head),
             dependencies,
             deps_language,
         )
@@ -227,7 +313,7 @@ class Detector:
         return facts
 
     def _name_only(self, path: str) -> _FileFacts:
-        return _FileFacts((0, 0, 0), self._language(path, b""), None, (), None)
+        return _FileFacts(_NO_FILE, self._language(path, b""), None, (), None)
 
     def _language(self, path: str, head: bytes) -> str | None:
         folder = os.path.dirname(path)

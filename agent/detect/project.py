@@ -86,6 +86,11 @@ class FolderResolver:
             self._cache.put(path, (now + self._ttl, info))
         return info
 
+    def fresh(self, folder: str) -> FolderInfo | None:
+        """The folder's cached info while it has not expired, without looking at the disk."""
+        cached = self._cache.get(folder)
+        return cached[1] if cached is not None and cached[0] > self._clock() else None
+
     def clear(self) -> None:
         self._cache.clear()
 

@@ -125,6 +125,19 @@ def _parse_branch(kind: str, line: str | None) -> str | None:
     return None  # detached HEAD: wakatime-cli sends no branch
 
 
+# What identifies one version of a HEAD file: (mtime_ns, inode, size).
+HeadVersion = tuple[int, int, int]
+
+
+def head_version(head: str) -> HeadVersion | None:
+    """The version of a branch file now; None when it cannot be read."""
+    try:
+        stat = os.stat(head)
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_ino, stat.st_size)
+
+
 class BranchReader:
     """Current branch of a repository, re-read only when its HEAD file changes.
 
@@ -133,20 +146,19 @@ class BranchReader:
     """
 
     def __init__(self, capacity: int) -> None:
-        self._cache: LRU[str, tuple[tuple[int, int, int], str | None]] = LRU(capacity)
+        self._cache: LRU[str, tuple[HeadVersion, str | None]] = LRU(capacity)
 
-    def branch(self, repository: Repository) -> str | None:
+    def current(self, repository: Repository) -> tuple[str | None, HeadVersion | None]:
+        """The branch, and the version of the HEAD file it was read from (None: no file)."""
         head = repository.head
         if head is None:
-            return repository.branch
-        try:
-            stat = os.stat(head)
-        except OSError:
-            return _parse_branch(repository.kind, None)
-        version = (stat.st_mtime_ns, stat.st_ino, stat.st_size)
+            return repository.branch, None
+        version = head_version(head)
+        if version is None:
+            return _parse_branch(repository.kind, None), None
         cached = self._cache.get(head)
         if cached is not None and cached[0] == version:
-            return cached[1]
+            return cached[1], version
         branch = _parse_branch(repository.kind, _first_line(head))
         self._cache.put(head, (version, branch))
-        return branch
+        return branch, version
