@@ -1,12 +1,13 @@
 """A small bounded LRU map: detection caches must not grow with every file a user ever touched.
 
-Thread-safe, since the daemon may detect from the watcher's thread and the IPC loop at once.
+Safe to share between threads without a lock: each step is one operation on an OrderedDict,
+atomic under the GIL, and a race costs at most an entry evicted a little early.
 """
 
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
+from contextlib import suppress
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -21,25 +22,26 @@ class LRU(Generic[K, V]):
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
         self._items: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
 
     def get(self, key: K) -> V | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
+        value = self._items.get(key)
+        if value is not None:
+            with suppress(KeyError):  # evicted by another thread meanwhile
                 self._items.move_to_end(key)
-            return value
+        return value
 
     def put(self, key: K, value: V) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            if len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+        items = self._items
+        items[key] = value
+        items.move_to_end(key)
+        while len(items) > self.capacity:
+            try:
+                items.popitem(last=False)
+            except KeyError:  # emptied by another thread meanwhile
+                break
 
     def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+        self._items.clear()
 
     def __len__(self) -> int:
         return len(self._items)
