@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from agent import __version__
+from agent import __version__, wakatime_cfg
 from agent.auth import default_credentials
 from agent.builder import HeartbeatBuilder, detect_options
 from agent.config import ConfigError, Settings, load_settings
@@ -61,6 +61,8 @@ class Daemon:
     ) -> None:
         self.settings = settings
         self._reload_settings = reload or (lambda: load_settings(settings.config_file))
+        # ~/.wakatime.cfg as the configuration was read from it (see _delivery_trouble).
+        self._wakatime_cfg_read = wakatime_cfg.signature()
         self.clock = clock
         self.started = clock()
         self.database_reset: Path | None = None
@@ -313,16 +315,36 @@ class Daemon:
         def settle(stored: int | BaseException) -> None:
             if isinstance(stored, BaseException):
                 answer.set_result({"ok": False, "error": f"not stored: {stored}"})
-            elif skip_invalid:
-                skipped = [{"index": index, "error": message} for index, message in problems]
-                answer.set_result({"ok": True, "queued": stored, "skipped": skipped})
             else:
-                answer.set_result({"ok": True, "queued": stored})
+                stored_answer: dict[str, Any] = {"ok": True, "queued": stored}
+                if skip_invalid:
+                    stored_answer["skipped"] = [
+                        {"index": index, "error": message} for index, message in problems
+                    ]
+                if trouble := self._delivery_trouble():
+                    stored_answer["delivery"] = trouble
+                answer.set_result(stored_answer)
 
         self.ingest.submit_from_loop(heartbeats, settle)
         return answer
 
     # -- delivery ---------------------------------------------------------------------
+
+    def _delivery_trouble(self) -> str | None:
+        """The default destination's trouble, if any (DeliveryStatus.trouble). While it is
+        paused, a ~/.wakatime.cfg that changed since the configuration was read is read
+        again: that is where a plugin writes the key it asked its user for."""
+        loop = self.deliveries.get(DEFAULT)
+        trouble = loop.sender.status.trouble if loop is not None else None
+        if trouble == "paused" and self._wakatime_cfg_changed():
+            self._request_reload()
+        return trouble
+
+    def _wakatime_cfg_changed(self) -> bool:
+        signature = wakatime_cfg.signature()
+        changed = signature != self._wakatime_cfg_read
+        self._wakatime_cfg_read = signature
+        return changed
 
     def _start_deliveries(self) -> None:
         for destination in self.destinations:
@@ -416,6 +438,7 @@ class Daemon:
         The database and the socket stay where they are (moving them needs a restart)."""
         async with self._reloading:
             try:
+                self._wakatime_cfg_read = wakatime_cfg.signature()
                 settings = await asyncio.to_thread(self._reload_settings)
                 destinations = configured_destinations(settings)
                 detector = Detector(detect_options(settings))

@@ -174,6 +174,14 @@ class DeliveryStatus:
     delivered: int = 0
     requests: int = 0
 
+    @property
+    def trouble(self) -> str | None:
+        """`paused` (credentials missing or refused), `retrying` (the server failed), or
+        None: what the socket's heartbeat answers tell plugins about delivery."""
+        if self.paused:
+            return "paused"
+        return "retrying" if self.retry_at is not None else None
+
 
 class _RequestFailed(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:

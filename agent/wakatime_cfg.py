@@ -21,6 +21,15 @@ def default_path() -> Path:
     return base / ".wakatime.cfg"
 
 
+def signature(path: Path | None = None) -> tuple[int, int, int] | None:
+    """Changes whenever the file is written, replaced or removed."""
+    try:
+        stat = (path or default_path()).stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
 def parse(text: str) -> dict[str, dict[str, str]]:
     """Sections → {key: value}. Keys keep their case (the `[api_urls]` keys are regexes)."""
     sections: dict[str, dict[str, str]] = {}

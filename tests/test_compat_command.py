@@ -137,6 +137,47 @@ def test_no_daemon_and_no_key_exits_104(tmp_path: Path, key: list[str], code: in
     assert (result.code, result.stdout, result.stderr) == (code, "", "")
 
 
+def test_daemon_without_a_key_says_104_until_the_plugin_writes_one(
+    tmp_path: Path, waka: FakeWakaTime
+) -> None:
+    """What VS Code does on 104: ask its user for a key, write it to ~/.wakatime.cfg, go on.
+    The daemon reads the file again and delivers everything it kept."""
+    repo = git_repo(tmp_path / "shop")
+    env = agent_env(tmp_path, waka.url, api_key=None)
+    entity = repo / "main.py"
+    entity.write_text("pass\n")
+    with AgentProcess(env, repo) as daemon:
+        daemon.wait_for_log("delivery paused: no API key")
+
+        first = run_cli(vim_argv(entity), env)
+        assert (first.code, first.stdout, first.stderr) == (104, "", "")
+        log = (tmp_path / "home" / ".wakatime" / "wakatime.log").read_text()
+        assert "no API key the server accepts" in log
+
+        assert run_cli(["--config-write", "api_key=waka_test_key"], env).code == 0
+        run_cli(vim_argv(entity, "--lineno", "9"), env)  # stored, whatever it says
+        daemon.wait_for_log("configuration reloaded")
+        assert len(waka.wait_for(2)) == 2  # both kept heartbeats went out
+
+        last = run_cli(vim_argv(entity), env)
+        assert (last.code, last.stdout, last.stderr) == (0, "", "")
+        assert daemon.stop() == 0
+
+
+def test_daemon_waiting_to_retry_the_server_says_112(
+    setup: Setup, daemon: AgentProcess, waka: FakeWakaTime
+) -> None:
+    entity = setup.repo / "cart.py"
+    waka.fail_next(count=1, status=503)
+    assert run_cli(vim_argv(entity), setup.env).code == 0  # nothing has failed yet
+    daemon.wait_for_log("retrying in")
+
+    result = run_cli(vim_argv(entity, "--lineno", "3"), setup.env)
+
+    assert (result.code, result.stdout, result.stderr) == (112, "", "")
+    assert len(setup.queued()) == 2  # stored all the same
+
+
 def test_a_broken_config_exits_103(tmp_path: Path) -> None:
     env = agent_env(tmp_path, HEARTBEAT_AGENT_WATCH__DEBOUNCE="x")
     (tmp_path / "bad.toml").write_text("[api\n")

@@ -131,7 +131,9 @@ def _heartbeat(args: CompatArgs, log: CompatLog) -> int:
 
 def _acknowledged(answer: dict[str, Any], labels: list[str], log: CompatLog) -> int:
     """The exit code for the daemon's answer; skipped heartbeats are logged, not fatal,
-    unless the one the flags described was refused."""
+    unless the one the flags described was refused. Stored heartbeats whose delivery is
+    stuck get wakatime-cli's codes for it, which plugins act on: 104 makes them ask for
+    an API key, 112 shows them offline."""
     if not answer.get("ok"):
         log.write("error", f"the daemon refused the heartbeats: {answer.get('error')}")
         return ExitCode.ERR_GENERIC
@@ -141,7 +143,16 @@ def _acknowledged(answer: dict[str, Any], labels: list[str], log: CompatLog) -> 
         label = labels[index] if isinstance(index, int) and 0 <= index < len(labels) else "?"
         main_refused = main_refused or label == "heartbeat"
         log.write("warning", f"{label} dropped: {skipped.get('error')}")
-    return ExitCode.ERR_GENERIC if main_refused else ExitCode.SUCCESS
+    if main_refused:
+        return ExitCode.ERR_GENERIC
+    delivery = answer.get("delivery")
+    if delivery == "paused":
+        log.write("error", "queued, but the daemon has no API key the server accepts")
+        return ExitCode.ERR_AUTH
+    if delivery == "retrying":
+        log.debug("queued; the daemon is waiting to retry the server")
+        return ExitCode.ERR_BACKOFF
+    return ExitCode.SUCCESS
 
 
 def _heartbeat_offline(
