@@ -34,7 +34,14 @@ from agent.ingest import Ingest
 from agent.ipc.protocol import MAX_BATCH, ProtocolError
 from agent.ipc.server import IpcServer, prepare_socket_path
 from agent.policy import ActivityPolicy, PolicySettings
-from agent.sender import DeliveryLoop, Endpoint, Sender, basic_authorization, display_url
+from agent.sender import (
+    NO_KEY,
+    DeliveryLoop,
+    Endpoint,
+    Sender,
+    basic_authorization,
+    display_url,
+)
 from agent.stats import iso_time
 from agent.store import HeartbeatStore
 from agent.useragent import machine_name
@@ -63,6 +70,8 @@ class Daemon:
         self._reload_settings = reload or (lambda: load_settings(settings.config_file))
         # ~/.wakatime.cfg as the configuration was read from it (see _delivery_trouble).
         self._wakatime_cfg_read = wakatime_cfg.signature()
+        # The API key plugins send (wakatime-cli's --key): used only while none is configured.
+        self.plugin_api_key: str | None = None
         self.clock = clock
         self.started = clock()
         self.database_reset: Path | None = None
@@ -303,6 +312,11 @@ class Daemon:
                         else f"{prefix}: {exc.problems['heartbeat']}",
                     )
                 )
+        offered_key = request.get("api_key")
+        if offered_key is not None:
+            if not isinstance(offered_key, str):
+                raise ProtocolError("api_key: must be a string")
+            self._take_plugin_key(offered_key.strip())
         # `skip_invalid` (the compat command's extras): store the good ones, name the rest.
         skip_invalid = request.get("skip_invalid") is True
         if problems and not skip_invalid:
@@ -330,6 +344,17 @@ class Daemon:
 
     # -- delivery ---------------------------------------------------------------------
 
+    def _take_plugin_key(self, key: str) -> None:
+        """A plugin's key (never logged): kept for the default destination, which tries it
+        at once if it was paused for want of credentials."""
+        if not key or key == self.plugin_api_key:
+            return
+        self.plugin_api_key = key
+        loop = self.deliveries.get(DEFAULT)
+        if loop is not None and loop.sender.status.paused == NO_KEY:
+            loop.sender.status.paused = None  # until the server has its say on this key
+            loop.wake(force=True)
+
     def _delivery_trouble(self) -> str | None:
         """The default destination's trouble, if any (DeliveryStatus.trouble). While it is
         paused, a ~/.wakatime.cfg that changed since the configuration was read is read
@@ -348,7 +373,9 @@ class Daemon:
 
     def _start_deliveries(self) -> None:
         for destination in self.destinations:
-            sender = build_sender(self.settings, destination, self.clock)
+            sender = build_sender(
+                self.settings, destination, self.clock, lambda: self.plugin_api_key
+            )
             loop = DeliveryLoop(sender)
             self.deliveries[destination.name] = loop
             loop.start()
@@ -604,10 +631,14 @@ class CachedFetch:
 
 
 def build_sender(
-    settings: Settings, destination: Destination, clock: Callable[[], float] = time.time
+    settings: Settings,
+    destination: Destination,
+    clock: Callable[[], float] = time.time,
+    plugin_key: Callable[[], str | None] | None = None,
 ) -> Sender:
     """A Sender for one destination with its own store connection and HTTP client (the
-    daemon's delivery loops, and `agent queue flush` when no daemon runs)."""
+    daemon's delivery loops, and `agent queue flush` when no daemon runs). `plugin_key`
+    gives the key plugins sent, which the default destination uses when it has none."""
     api = settings.api
     store = HeartbeatStore(settings.database_path())
     store.destination_id(destination.name, display_url(destination.url))
@@ -618,7 +649,7 @@ def build_sender(
         follow_redirects=True,
         headers={"Accept": "application/json"},
     )
-    key = KeySource(destination)
+    key = KeySource(destination, plugin_key if destination.name == DEFAULT else None)
     if destination.name == DEFAULT:
         # OAuth tokens when logged in (`agent login`), else the API key.
         endpoint = Endpoint(

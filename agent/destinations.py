@@ -22,7 +22,7 @@ import re
 import shlex
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from agent import wakatime_cfg
@@ -52,10 +52,13 @@ class Destination:
 
 class KeySource:
     """A destination's API key: the configured one, or the output of its key command
-    (run once, off the hot path, and never logged)."""
+    (run once, off the hot path, and never logged); failing both, the `fallback`'s."""
 
-    def __init__(self, destination: Destination) -> None:
+    def __init__(
+        self, destination: Destination, fallback: Callable[[], str | None] | None = None
+    ) -> None:
         self.destination = destination
+        self.fallback = fallback
         self._lock = threading.Lock()
         self._resolved: str | None = destination.key
 
@@ -63,7 +66,8 @@ class KeySource:
         with self._lock:
             if self._resolved is None and self.destination.key_command:
                 self._resolved = _run_key_command(self.destination)
-            return self._resolved
+            resolved = self._resolved
+        return resolved or (self.fallback() if self.fallback else None)
 
 
 def _run_key_command(destination: Destination) -> str | None:

@@ -164,6 +164,42 @@ def test_daemon_without_a_key_says_104_until_the_plugin_writes_one(
         assert daemon.stop() == 0
 
 
+def test_a_plugins_key_serves_a_daemon_that_has_none_and_is_never_logged(
+    tmp_path: Path, waka: FakeWakaTime
+) -> None:
+    """VS Code passes --key when WAKATIME_API_KEY is set in the editor's environment only."""
+    repo = git_repo(tmp_path / "shop")
+    env = agent_env(tmp_path, waka.url, api_key=None)
+    entity = repo / "main.py"
+    entity.write_text("pass\n")
+    with AgentProcess(env, repo) as daemon:
+        daemon.wait_for_log("delivery paused: no API key")
+
+        result = run_cli(vim_argv(entity, "--key", "waka_test_key"), env)
+
+        assert (result.code, result.stdout, result.stderr) == (0, "", "")
+        [received] = waka.wait_for(1)
+        assert received["entity"] == str(entity)
+        assert daemon.stop() == 0
+    compat_log = tmp_path / "home" / ".wakatime" / "wakatime.log"
+    assert "waka_test_key" not in daemon.log
+    assert not compat_log.exists() or "waka_test_key" not in compat_log.read_text()
+
+
+def test_the_daemons_own_key_wins_over_a_plugins(
+    setup: Setup, daemon: AgentProcess, waka: FakeWakaTime
+) -> None:
+    entity = setup.repo / "cart.py"
+
+    result = run_cli(vim_argv(entity, "--key", "waka_some_other_key"), setup.env)
+
+    assert result.code == 0
+    waka.wait_for(1)
+    [post] = [r for r in waka.requests if r.method == "POST"]
+    expected = "Basic " + base64.b64encode(b"waka_test_key").decode()
+    assert post.headers["authorization"] == expected
+
+
 def test_daemon_waiting_to_retry_the_server_says_112(
     setup: Setup, daemon: AgentProcess, waka: FakeWakaTime
 ) -> None:

@@ -153,6 +153,7 @@ def test_many_concurrent_clients_each_get_their_answers(daemon: Daemon, waka: Fa
         (b"\xff\xfe\n", "not a JSON object"),
         (b'{"op": "heartbeats", "heartbeats": {"a": 1}}\n', "heartbeats: must be a list"),
         (b'{"op": "heartbeat", "heartbeat": "x"}\n', "heartbeat: must be a JSON object"),
+        (b'{"op": "heartbeats", "heartbeats": [], "api_key": 5}\n', "api_key: must be a string"),
     ],
 )
 def test_a_bad_line_gets_an_error_and_the_connection_stays_usable(

@@ -120,6 +120,8 @@ def _heartbeat(args: CompatArgs, log: CompatLog) -> int:
         log.debug("every heartbeat was excluded by --exclude")
         return ExitCode.SUCCESS
     request = {"op": "heartbeats", "heartbeats": [item for _, item in items], "skip_invalid": True}
+    if args.key:
+        request["api_key"] = args.key  # the daemon's own key, if it has one, comes first
     try:
         with IpcClient(timeout=DAEMON_TIMEOUT) as client:
             answer = client.request(request)
