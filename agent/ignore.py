@@ -12,13 +12,14 @@ are pruned by ``exclude`` only while no ``include`` patterns are configured.
 
 .gitignore files follow git: the repository is the nearest ancestor holding ``.git``; every
 ``.gitignore`` from the repository root down to the file's folder applies (deeper files win),
-plus ``.git/info/exclude``; a file inside an ignored folder is ignored whatever a later
+plus ``.git/info/exclude`` and then the user's global excludes file (``core.excludesFile``,
+by default ``~/.config/git/ignore``); a file inside an ignored folder is ignored whatever a later
 pattern says (git does not descend into ignored folders). An edited .gitignore takes effect on
 the next event. What the ignore files say is remembered per folder; before an entry is used,
 what it was built from is checked again (a stat of each ``.git`` and ``.gitignore`` on the way
 up to the repository) — except below a root the caller ``track``s: there the caller reports
 every folder, ``.gitignore`` and ``.git`` change through ``changed`` (the watcher sees them all),
-so only what lies above the root and ``info/exclude`` are stat'ed on each call.
+so only what lies above the root, ``info/exclude`` and the global file are stat'ed on each call.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import subprocess
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -164,6 +166,7 @@ class _Folder:
     gitignored: bool  # the folder, or one above it inside its repository, is ignored
     specs: tuple[tuple[str, pathspec.GitIgnoreSpec], ...]  # (path from the spec's folder, spec)
     info_exclude: pathspec.GitIgnoreSpec | None
+    global_exclude: pathspec.GitIgnoreSpec | None
     in_repo: str  # the folder's path inside its repository, "a/b/" ("" at the top)
     markers: tuple[tuple[str, bool], ...]  # (.git path, whether it existed)
     files: tuple[tuple[str, _Stat | None], ...]  # (ignore file, its stat)
@@ -184,8 +187,11 @@ class _Folder:
             verdict = spec.check_file(prefix + entry).include
             if verdict is not None:
                 return verdict
-        if self.info_exclude is not None:
-            return bool(self.info_exclude.check_file(self.in_repo + entry).include)
+        for spec in (self.info_exclude, self.global_exclude):
+            if spec is not None:
+                verdict = spec.check_file(self.in_repo + entry).include
+                if verdict is not None:
+                    return verdict
         return False
 
 
@@ -202,6 +208,25 @@ def _under_ignored_dir(folder: str, root: str | None, ignored_dirs: frozenset[st
     return any(part in ignored_dirs for part in parts)
 
 
+def global_excludes_file() -> str:
+    """git's `core.excludesFile` (its default when unset, or when git cannot be asked)."""
+    try:
+        done = subprocess.run(
+            ["git", "config", "--path", "--get", "core.excludesFile"],
+            cwd=os.path.expanduser("~"),  # outside any repository: user and system settings only
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        if done.returncode == 0 and done.stdout.strip():
+            return os.path.abspath(os.path.expanduser(done.stdout.strip()))
+    except (OSError, subprocess.SubprocessError):
+        pass
+    config_home = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    return os.path.join(config_home, "git", "ignore")
+
+
 def _compile(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:
     return tuple(re.compile(pattern, re.IGNORECASE) for pattern in patterns)
 
@@ -216,8 +241,13 @@ class IgnoreRules:
         exclude: Iterable[str] = (),
         include: Iterable[str] = (),
         use_gitignore: bool = True,
+        global_excludes: str | None = None,
     ) -> None:
+        """`global_excludes`: the user's global ignore file; None looks it up as git does."""
         self.ignored_dirs = frozenset(ignored_dirs)
+        if use_gitignore and global_excludes is None:
+            global_excludes = global_excludes_file()
+        self._global_excludes = global_excludes
         self._exclude = _compile(exclude)
         self._include = _compile(include)
         self._use_gitignore = use_gitignore
@@ -317,15 +347,21 @@ class IgnoreRules:
             spec, files = self._ignore_file(os.path.join(folder, ".gitignore"), trusted)
             exclude_file = os.path.join(folder, ".git", "info", "exclude")
             info_exclude, info_files = self._ignore_file(exclude_file, trusted=False)
+            global_exclude, global_files = (
+                self._ignore_file(self._global_excludes, trusted=False)
+                if self._global_excludes
+                else (None, ())
+            )
             return _Folder(
                 root=root,
                 repo=folder,
                 gitignored=False,
                 specs=(("", spec),) if spec else (),
                 info_exclude=info_exclude,
+                global_exclude=global_exclude,
                 in_repo="",
                 markers=markers,
-                files=files + info_files,
+                files=files + info_files + global_files,
             )
         if up is None or up.repo is None:  # outside any repository: no ignore file applies
             return _Folder(
@@ -334,6 +370,7 @@ class IgnoreRules:
                 gitignored=False,
                 specs=(),
                 info_exclude=None,
+                global_exclude=None,
                 in_repo="",
                 markers=(up.markers if up else ()) + markers,
                 files=(),
@@ -347,6 +384,7 @@ class IgnoreRules:
             gitignored=up.ignores(name, is_dir=True),
             specs=(("", spec), *specs) if spec else specs,
             info_exclude=up.info_exclude,
+            global_exclude=up.global_exclude,
             in_repo=up.in_repo + name + "/",
             markers=up.markers + markers,
             files=up.files + files,

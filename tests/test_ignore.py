@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.ignore import IgnoreRules, is_editor_temp
+from agent.ignore import IgnoreRules, global_excludes_file, is_editor_temp
 
 
 @pytest.fixture
@@ -116,6 +116,34 @@ def test_a_file_in_an_ignored_folder_cannot_be_re_included(repo: Path) -> None:
 def test_info_exclude_is_read(repo: Path) -> None:
     write(repo / ".git" / "info" / "exclude", "scratch.py\n")
     assert IgnoreRules().ignored(str(repo / "src" / "scratch.py"))
+
+
+def test_the_global_excludes_file_comes_after_the_repositorys_own_rules(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    global_file = write(tmp_path_factory.mktemp("home") / "gitignore_global", "*.orig\ntags\n")
+    write(repo / ".git" / "info" / "exclude", "!keep.orig\n")
+    rules = IgnoreRules(global_excludes=str(global_file))
+    assert rules.ignored(str(repo / "src" / "app.py.orig"))
+    assert rules.ignored(str(repo / "tags"))
+    assert not rules.ignored(str(repo / "src" / "keep.orig"))  # info/exclude wins
+    assert not rules.ignored(str(repo / "src" / "app.py"))
+    global_file.write_text("*.orig\n")
+    os.utime(global_file, ns=(1, 1))
+    assert not rules.ignored(str(repo / "tags"))  # an edit takes effect at once
+    outside = tmp_path_factory.mktemp("loose")
+    assert not rules.ignored(str(outside / "x.orig"))  # git applies it only in repositories
+
+
+def test_global_excludes_file_is_what_git_config_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    assert global_excludes_file() == str(tmp_path / "xdg" / "git" / "ignore")  # git's default
+    write(tmp_path / ".gitconfig", "[core]\n\texcludesFile = ~/.gitignore_global\n")
+    assert global_excludes_file() == str(tmp_path / ".gitignore_global")
 
 
 def test_an_edited_gitignore_takes_effect_at_once(repo: Path) -> None:
