@@ -277,7 +277,7 @@ class Daemon:
             return self._in_thread(self.today)
         if op == "flush":
             self.flush()
-            return {"ok": True, "queued": self.store.counts().queued}
+            return {"ok": True, "queued": self.store.counts(among=self.destination_names()).queued}
         raise ProtocolError(f"op: unknown op {op!r}")
 
     @staticmethod
@@ -413,7 +413,7 @@ class Daemon:
         is ever dropped for it."""
         limit = self.settings.queue.max_queued
         with self._reader() as store:
-            queued = store.queued_total()
+            queued = store.queued_total(self.destination_names())
         if queued > limit and not self.over_max_queued:
             log.error(
                 "the queue holds %d undelivered heartbeats, more than [queue] max_queued = %d;"
@@ -499,9 +499,14 @@ class Daemon:
 
     # -- reports ----------------------------------------------------------------------
 
+    def destination_names(self) -> list[str]:
+        """The configured destinations: queued rows of others (since removed) are kept but
+        never counted."""
+        return [destination.name for destination in self.destinations]
+
     def status(self) -> dict[str, Any]:
         with self._reader() as store:
-            counts = store.counts()
+            counts = store.counts(among=self.destination_names())
             destinations = []
             last_error = None
             for destination in self.destinations:

@@ -434,13 +434,18 @@ class HeartbeatStore:
         ).fetchall()
         return [QueuedHeartbeat(row[0], json.loads(row[1])) for row in rows]
 
-    def counts(self, destination: str | None = None) -> DeliveryCounts:
-        """Delivery rows by state; an unknown destination has none (and is not created)."""
+    def counts(
+        self, destination: str | None = None, *, among: Sequence[str] | None = None
+    ) -> DeliveryCounts:
+        """Delivery rows by state, of one destination or of those named in `among` (the
+        configured ones: rows kept for a destination since removed do not count); an
+        unknown destination has none (and is not created)."""
+        names = [destination] if destination is not None else among
         sql = "SELECT state, count(*) FROM deliveries"
         args: tuple[Any, ...] = ()
-        if destination is not None:
-            sql += " WHERE destination_id = (SELECT id FROM destinations WHERE name = ?)"
-            args = (destination,)
+        if names is not None:
+            sql += f" WHERE destination_id IN ({_DESTINATION_IDS.format(_marks(names))})"
+            args = tuple(names)
         found = dict(self._db.execute(sql + " GROUP BY state", args).fetchall())
         return DeliveryCounts(found.get(QUEUED, 0), found.get(DELIVERED, 0), found.get(REJECTED, 0))
 
@@ -479,11 +484,13 @@ class HeartbeatStore:
         for name, state, attempts, reason, payload in self._db.execute(sql, args):
             yield DeliveryRow(name, STATE_NAMES[state], attempts, reason, json.loads(payload))
 
-    def queued_total(self) -> int:
-        """Undelivered heartbeats over every destination, counted through the state index."""
+    def queued_total(self, among: Sequence[str]) -> int:
+        """Undelivered heartbeats of the destinations named, counted through the state index."""
         (total,) = self._db.execute(
             "SELECT coalesce(sum((SELECT count(*) FROM deliveries d"
             " WHERE d.destination_id = t.id AND d.state = 0)), 0) FROM destinations t"
+            f" WHERE t.name IN ({_marks(among)})",
+            tuple(among),
         ).fetchone()
         return int(total)
 
@@ -493,7 +500,7 @@ class HeartbeatStore:
         """A WHERE clause on deliveries for some states and, optionally, one destination."""
         if not states:
             raise ValueError("no delivery state given")
-        sql = f"{alias}state IN ({', '.join('?' * len(states))})"
+        sql = f"{alias}state IN ({_marks(states)})"
         args: tuple[Any, ...] = tuple(states)
         if destination is not None:
             sql += f" AND {alias}destination_id = ?"
@@ -532,6 +539,14 @@ class HeartbeatStore:
             args = (destination,)
         (value,) = self._db.execute(sql, args).fetchone()
         return value
+
+
+_DESTINATION_IDS = "SELECT id FROM destinations WHERE name IN ({})"
+
+
+def _marks(values: Sequence[object]) -> str:
+    """SQL parameter marks for a list of values."""
+    return ", ".join("?" * len(values))
 
 
 class _Transaction:

@@ -83,3 +83,25 @@ def test_with_no_daemon_status_json_reports_the_database(tmp_path: Path) -> None
     assert report["queued"] == 2
     assert report["today_seconds"] == 60.0
     assert set(report) >= DESIGN_KEYS
+
+
+def test_rows_kept_for_a_removed_destination_are_not_counted_as_queued(tmp_path: Path) -> None:
+    """A destination taken out of the configuration leaves its rows (`agent queue` still
+    shows and purges them), but `queued` means what is still to be delivered."""
+    unreachable = "http://127.0.0.1:9/api/v1"  # nothing listens: the queue only grows
+    env = agent_env(tmp_path, unreachable, TZ="UTC")
+    store_directly(env, [heartbeat("/code/a.py", today_at(10))], ["default", "removed"])
+    store_directly(env, [heartbeat("/code/b.py", today_at(20))], ["removed"])
+
+    _, offline = cli_json(env, "status")
+    assert offline["queued"] == 1
+    assert [d["name"] for d in offline["destinations"]] == ["default"]
+    assert cli(env, "--offline-count").stdout.strip() == "1"
+
+    with AgentProcess(env, workdir(tmp_path)) as agent:
+        _, running = cli_json(env, "status")
+        assert running["queued"] == 1
+        assert [d["name"] for d in running["destinations"]] == ["default"]
+        assert agent.stop() == 0
+    _, counted = cli_json(env, "queue", "count")
+    assert counted["destinations"]["removed"]["queued"] == 2  # kept, and there to purge

@@ -267,10 +267,12 @@ def _offline_count() -> int:
         settings = _settings(CompatLog(None))
         if settings is None:
             return ExitCode.ERR_CONFIG_FILE_PARSE
+        from agent.destinations import configured_destinations
         from agent.store import HeartbeatStore
 
+        configured = [destination.name for destination in configured_destinations(settings)]
         with HeartbeatStore(settings.database_path()) as store:
-            queued = store.counts().queued
+            queued = store.counts(among=configured).queued
     print(queued)
     return ExitCode.SUCCESS
 

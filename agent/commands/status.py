@@ -60,6 +60,8 @@ def offline_report(settings: Settings) -> dict[str, Any]:
     import time
 
     from agent.commands.queue import open_store
+    from agent.destinations import configured_destinations
+    from agent.sender import display_url
     from agent.stats import iso_time, today_summary
 
     report: dict[str, Any] = {
@@ -80,7 +82,8 @@ def offline_report(settings: Settings) -> dict[str, Any]:
     with open_store(settings) as store:
         if store is None:
             return report
-        counts = store.counts()
+        configured = configured_destinations(settings)
+        counts = store.counts(among=[destination.name for destination in configured])
         today = today_summary(store.history, time.time(), settings.heartbeats.duration_timeout)
         report.update(
             queued=counts.queued,
@@ -89,7 +92,8 @@ def offline_report(settings: Settings) -> dict[str, Any]:
             last_delivery=iso_time(store.last_delivery()),
             today_seconds=round(today.total_seconds, 3),
             destinations=[
-                store.destination_report(name, url) for name, url in store.destinations().items()
+                store.destination_report(destination.name, display_url(destination.url))
+                for destination in configured
             ],
         )
     return report
