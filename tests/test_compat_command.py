@@ -137,53 +137,50 @@ def test_no_daemon_and_no_key_exits_104(tmp_path: Path, key: list[str], code: in
     assert (result.code, result.stdout, result.stderr) == (code, "", "")
 
 
+@pytest.fixture
+def keyless(setup: Setup) -> Iterator[tuple[Setup, AgentProcess]]:
+    """A daemon started with no API key at all (its delivery paused for want of one)."""
+    setup.env.pop("HEARTBEAT_AGENT_API__KEY")
+    with AgentProcess(setup.env, setup.repo) as process:
+        process.wait_for_log("delivery paused: no API key")
+        yield setup, process
+        assert process.stop() == 0
+
+
 def test_daemon_without_a_key_says_104_until_the_plugin_writes_one(
-    tmp_path: Path, waka: FakeWakaTime
+    keyless: tuple[Setup, AgentProcess], waka: FakeWakaTime
 ) -> None:
     """What VS Code does on 104: ask its user for a key, write it to ~/.wakatime.cfg, go on.
     The daemon reads the file again and delivers everything it kept."""
-    repo = git_repo(tmp_path / "shop")
-    env = agent_env(tmp_path, waka.url, api_key=None)
-    entity = repo / "main.py"
-    entity.write_text("pass\n")
-    with AgentProcess(env, repo) as daemon:
-        daemon.wait_for_log("delivery paused: no API key")
+    setup, daemon = keyless
+    entity = setup.repo / "cart.py"
 
-        first = run_cli(vim_argv(entity), env)
-        assert (first.code, first.stdout, first.stderr) == (104, "", "")
-        log = (tmp_path / "home" / ".wakatime" / "wakatime.log").read_text()
-        assert "no API key the server accepts" in log
+    first = run_cli(vim_argv(entity), setup.env)
+    assert (first.code, first.stdout, first.stderr) == (104, "", "")
+    assert "no API key the server accepts" in setup.log
 
-        assert run_cli(["--config-write", "api_key=waka_test_key"], env).code == 0
-        run_cli(vim_argv(entity, "--lineno", "9"), env)  # stored, whatever it says
-        daemon.wait_for_log("configuration reloaded")
-        assert len(waka.wait_for(2)) == 2  # both kept heartbeats went out
+    assert run_cli(["--config-write", "api_key=waka_test_key"], setup.env).code == 0
+    run_cli(vim_argv(entity, "--lineno", "9"), setup.env)  # stored, whatever it says
+    daemon.wait_for_log("configuration reloaded")
+    assert len(waka.wait_for(2)) == 2  # both kept heartbeats went out
 
-        last = run_cli(vim_argv(entity), env)
-        assert (last.code, last.stdout, last.stderr) == (0, "", "")
-        assert daemon.stop() == 0
+    last = run_cli(vim_argv(entity), setup.env)
+    assert (last.code, last.stdout, last.stderr) == (0, "", "")
 
 
 def test_a_plugins_key_serves_a_daemon_that_has_none_and_is_never_logged(
-    tmp_path: Path, waka: FakeWakaTime
+    keyless: tuple[Setup, AgentProcess], waka: FakeWakaTime
 ) -> None:
     """VS Code passes --key when WAKATIME_API_KEY is set in the editor's environment only."""
-    repo = git_repo(tmp_path / "shop")
-    env = agent_env(tmp_path, waka.url, api_key=None)
-    entity = repo / "main.py"
-    entity.write_text("pass\n")
-    with AgentProcess(env, repo) as daemon:
-        daemon.wait_for_log("delivery paused: no API key")
+    setup, daemon = keyless
+    entity = setup.repo / "cart.py"
 
-        result = run_cli(vim_argv(entity, "--key", "waka_test_key"), env)
+    result = run_cli(vim_argv(entity, "--key", "waka_test_key"), setup.env)
 
-        assert (result.code, result.stdout, result.stderr) == (0, "", "")
-        [received] = waka.wait_for(1)
-        assert received["entity"] == str(entity)
-        assert daemon.stop() == 0
-    compat_log = tmp_path / "home" / ".wakatime" / "wakatime.log"
-    assert "waka_test_key" not in daemon.log
-    assert not compat_log.exists() or "waka_test_key" not in compat_log.read_text()
+    assert (result.code, result.stdout, result.stderr) == (0, "", "")
+    [received] = waka.wait_for(1)
+    assert received["entity"] == str(entity)
+    assert "waka_test_key" not in daemon.log + setup.log
 
 
 def test_the_daemons_own_key_wins_over_a_plugins(
