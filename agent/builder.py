@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 
 from agent.compat import project_root_count
 from agent.config import Settings
@@ -28,97 +27,52 @@ class HeartbeatBuilder:
         self.detector = detector or Detector(DetectOptions())
 
     def complete(self, hb: Heartbeat, seen: DetectionMemo | None = None) -> Heartbeat | None:
-        """Fill in what detection knows, in place; None when a privacy rule says skip."""
-        done = self.complete_all([hb], seen)
-        assert done is not None
-        return done[0] if done else None
-
-    def complete_all(
-        self,
-        heartbeats: Sequence[Heartbeat],
-        seen: DetectionMemo | None = None,
-        *,
-        recall_only: bool = False,
-    ) -> list[Heartbeat] | None:
-        """Complete heartbeats in place; those a privacy rule skips are left out.
+        """Fill in what detection knows, in place; None when a privacy rule says skip.
 
         `seen` remembers detections for heartbeats committed together (the ingest passes
         one per group): a file sent many times in one group is looked at once, as if all
-        its heartbeats had arrived at the same moment. With `recall_only`, detection only
-        recalls what it found before and still holds: None, with nothing changed, when any
-        heartbeat needs a look at a file (so the caller can do that off its event loop).
+        its heartbeats had arrived at the same moment.
         """
-        found: list[Detection | None] = []
-        for hb in heartbeats:
-            detection = self._detection(hb, seen, recall_only)
-            if detection is _NOT_RECALLED:
-                return None
-            found.append(detection)
-        return [
-            done
-            for hb, detection in zip(heartbeats, found, strict=True)
-            if (done := self._apply(hb, detection)) is not None
-        ]
-
-    def _detection(
-        self, hb: Heartbeat, seen: DetectionMemo | None, recall_only: bool
-    ) -> Detection | None:
-        """What detection finds for a heartbeat's file; None for a heartbeat that is not
-        about a file on this machine, or when detection failed."""
-        if hb.type != "file" or hb.is_unsaved_entity or not os.path.isabs(hb.entity):
-            return None
-        key = DetectionKey(
-            hb.entity,
-            hb.project,
-            hb.branch,
-            hb.language,
-            hb.alternate_project,
-            hb.alternate_branch,
-            hb.alternate_language,
-        )
-        found = seen.get(key) if seen is not None else None
-        if found is None:
-            try:
-                if recall_only:
-                    found = self.detector.recall(key)
-                    if found is None:
-                        return _NOT_RECALLED
-                else:
-                    found = self.detector.detect_key(key)
-            except Exception:  # detection must never cost a heartbeat
-                log.exception("detection failed for %s; storing it as sent", hb.entity)
-                return None
-            if seen is not None:
-                seen[key] = found
-        return found
-
-    def _apply(self, hb: Heartbeat, found: Detection | None) -> Heartbeat | None:
         hb.user_agent = full_user_agent(hb.user_agent)
-        if found is None:
+        if hb.type == "file" and not hb.is_unsaved_entity and os.path.isabs(hb.entity):
+            key = DetectionKey(
+                hb.entity,
+                hb.project,
+                hb.branch,
+                hb.language,
+                hb.alternate_project,
+                hb.alternate_branch,
+                hb.alternate_language,
+            )
+            found = seen.get(key) if seen is not None else None
+            if found is None:
+                try:
+                    found = self.detector.detect_key(key)
+                except Exception:  # detection must never cost a heartbeat
+                    log.exception("detection failed for %s; storing it as sent", hb.entity)
+                    return hb
+                if seen is not None:
+                    seen[key] = found
+            if found.skip:
+                return None
+            options = self.detector.options
+            hidden = options.hide_file_names or options.hide_project_names
+            hb.entity = found.entity
+            hb.project = found.project
+            hb.branch = found.branch
+            hb.language = found.language
+            # Under a privacy switch, what the plugin counted goes no further either.
+            if hidden or hb.lines is None:
+                hb.lines = found.lines
+            if hidden or not hb.dependencies:
+                hb.dependencies = list(found.dependencies) or None
+            if hb.project_root_count is None and found.project_root and not hidden:
+                hb.project_root_count = project_root_count(found.project_root)
+        else:
             hb.project = hb.project or hb.alternate_project
             hb.branch = hb.branch or hb.alternate_branch
             hb.language = hb.language or hb.alternate_language
-            return hb
-        if found.skip:
-            return None
-        options = self.detector.options
-        hidden = options.hide_file_names or options.hide_project_names
-        hb.entity = found.entity
-        hb.project = found.project
-        hb.branch = found.branch
-        hb.language = found.language
-        # Under a privacy switch, what the plugin counted goes no further either.
-        if hidden or hb.lines is None:
-            hb.lines = found.lines
-        if hidden or not hb.dependencies:
-            hb.dependencies = list(found.dependencies) or None
-        if hb.project_root_count is None and found.project_root and not hidden:
-            hb.project_root_count = project_root_count(found.project_root)
         return hb
-
-
-# `_detection`'s answer when recall_only and detection would have to look at the disk.
-_NOT_RECALLED = Detection("", None, None, None, None, (), None)
 
 
 def detect_options(settings: Settings) -> DetectOptions:

@@ -84,19 +84,3 @@ def test_a_detection_failure_keeps_the_heartbeat_as_sent(tmp_path: Path) -> None
     assert hb is not None
     assert (hb.entity, hb.project) == (str(tmp_path / "x.py"), "given")
     assert hb.user_agent is not None and hb.user_agent.startswith("wakatime/")
-
-
-def test_recall_only_completes_nothing_until_detection_knows_every_file(tmp_path: Path) -> None:
-    repo = git_repo(tmp_path / "shop", branch="main")
-    (repo / "a.py").write_text("pass\n")
-    (repo / "b.py").write_text("pass\n")
-    builder = HeartbeatBuilder()
-    builder.complete(Heartbeat(entity=str(repo / "a.py"), time=1.7e9))
-    known = Heartbeat(entity=str(repo / "a.py"), time=1.7e9, user_agent="vim/9")
-    new = Heartbeat(entity=str(repo / "b.py"), time=1.7e9, user_agent="vim/9")
-    assert builder.complete_all([known, new], recall_only=True) is None
-    assert known == Heartbeat(entity=str(repo / "a.py"), time=1.7e9, user_agent="vim/9")
-    done = builder.complete_all([known], recall_only=True)
-    assert done == [known]
-    assert (known.project, known.branch, known.language) == ("shop", "main", "Python")
-    assert known.user_agent is not None and known.user_agent.endswith(" vim/9")
