@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from pathlib import Path
 import pytest
 from agentproc import AGENT, WAKATIME_CLI, AgentProcess, agent_env, git_repo
 from wakaserver import FakeWakaTime
+
+from agent.ipc.server import MAX_CONNECTIONS
 
 VIM_UA = "vim/900 vim-wakatime/11.2.0"
 
@@ -195,6 +198,31 @@ def test_the_daemons_own_key_wins_over_a_plugins(
     [post] = [r for r in waka.requests if r.method == "POST"]
     expected = "Basic " + base64.b64encode(b"waka_test_key").decode()
     assert post.headers["authorization"] == expected
+
+
+def test_with_every_connection_taken_the_command_queues_offline(
+    setup: Setup, daemon: AgentProcess, waka: FakeWakaTime
+) -> None:
+    """A daemon at MAX_CONNECTIONS turns a plugin away before reading a byte: its
+    heartbeat goes into the queue directly, as with no daemon, and is delivered later."""
+    path = os.path.join(setup.env["XDG_RUNTIME_DIR"], "heartbeat-agent", "agent.sock")
+    held: list[socket.socket] = []
+    try:
+        for _ in range(MAX_CONNECTIONS):  # each answered once, so the daemon has them all
+            held.append(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+            held[-1].connect(path)
+            held[-1].sendall(b'{"op":"ping"}\n')
+            assert held[-1].recv(4096).startswith(b'{"ok":true')
+
+        result = run_cli(vim_argv(setup.repo / "cart.py"), setup.env)
+
+        assert (result.code, result.stdout, result.stderr) == (102, "", "")
+        assert len(setup.queued()) == 1
+    finally:
+        for sock in held:
+            sock.close()
+    assert run_cli(vim_argv(setup.repo / "cart.py", "--lineno", "5"), setup.env).code == 0
+    assert len(waka.wait_for(2)) == 2
 
 
 def test_daemon_waiting_to_retry_the_server_says_112(

@@ -103,6 +103,8 @@ class IpcClient:
             raise DaemonUnavailable(f"unreadable answer from the daemon: {exc}") from exc
         if not isinstance(answer, dict):
             raise DaemonUnavailable("unreadable answer from the daemon: not an object")
+        if answer.get("busy") is True:
+            raise DaemonUnavailable(f"the daemon turned the connection away: {answer.get('error')}")
         return answer
 
 

@@ -102,7 +102,8 @@ class _Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         if len(self._connections) >= MAX_CONNECTIONS:
-            transport.write(encode(error("too many connections")))
+            # `busy`: nothing was read, so a client may store its request some other way.
+            transport.write(encode({**error("too many connections"), "busy": True}))
             transport.close()
             return
         self._connections.add(self)
