@@ -244,9 +244,10 @@ class Sender:
             return StepResult(Step.RETRY, delay=delay)
         self._refreshed = False
         delivered, rejected = self._store_results(settled)
-        if self.status.paused or self.status.last_error:
-            log.info("%s: delivering again", self.endpoint.name)
+        recovered = self.status.paused or self.status.last_error
         self.status.paused = self.status.last_error = self.status.retry_at = None
+        if recovered:
+            log.info("%s: delivering again", self.endpoint.name)
         if waiting := [r.reason for _, r in settled if r.outcome is Outcome.RETRY]:
             # Some items were answered 429/5xx: the rest is settled, these wait.
             delay = self.backoff.next_delay()
@@ -287,9 +288,10 @@ class Sender:
         self._refused = None
 
     def _pause(self, why: str) -> StepResult:
-        if self.status.paused != why:
+        first = self.status.paused != why
+        self.status.paused = why  # before the log line: whoever reads it then sees the state
+        if first:
             log.error("%s: delivery paused: %s; heartbeats stay queued", self.endpoint.name, why)
-        self.status.paused = why
         return StepResult(Step.PAUSED, delay=AUTH_RETRY)
 
     def _settle(
