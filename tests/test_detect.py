@@ -219,6 +219,45 @@ def test_mercurial_branch_file_and_default(tmp_path: Path) -> None:
     assert detector.detect(str(repo / "m.py")).branch == "stable"
 
 
+def test_mercurial_with_the_hg_tool(tmp_path: Path) -> None:
+    repo = tmp_path / "hgshop"
+    hg = ["hg", "--config", "ui.username=Test <test@example.invalid>"]
+    subprocess.run([*hg, "init", str(repo)], check=True, capture_output=True)
+    (repo / "cart.py").write_text("import os\n")
+    subprocess.run([*hg, "commit", "-A", "-m", "one"], cwd=repo, check=True, capture_output=True)
+    detector = Detector()
+    d = detector.detect(str(repo / "cart.py"))
+    assert (d.project, d.branch, d.project_root) == ("hgshop", "default", str(repo))
+    subprocess.run([*hg, "branch", "feature"], cwd=repo, check=True, capture_output=True)
+    assert detector.detect(str(repo / "cart.py")).branch == "feature"
+    subprocess.run([*hg, "commit", "-m", "two"], cwd=repo, check=True, capture_output=True)
+    subprocess.run([*hg, "update", "default"], cwd=repo, check=True, capture_output=True)
+    assert detector.detect(str(repo / "cart.py")).branch == "default"
+
+
+def test_subversion_with_the_svn_tools(tmp_path: Path) -> None:
+    """A real repository and checkout: the project is the repository root's last part,
+    the branch the checked-out URL's."""
+    root = tmp_path / "bigproj"
+    subprocess.run(["svnadmin", "create", str(root)], check=True, capture_output=True)
+    url = root.as_uri()
+    subprocess.run(
+        ["svn", "mkdir", "--parents", "-m", "layout", f"{url}/branches/feature-x"],
+        check=True,
+        capture_output=True,
+    )
+    checkout = tmp_path / "wc"
+    subprocess.run(
+        ["svn", "checkout", "-q", f"{url}/branches/feature-x", str(checkout)],
+        check=True,
+        capture_output=True,
+    )
+    (checkout / "main.c").write_text("int main(void) { return 0; }\n")
+    vcs.svn_command.cache_clear()
+    d = Detector().detect(str(checkout / "main.c"))
+    assert (d.project, d.branch, d.project_root) == ("bigproj", "feature-x", str(checkout))
+
+
 @pytest.fixture
 def svn_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An `svn` executable that answers `svn info` like Subversion does."""
