@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -460,6 +462,35 @@ def test_lru_is_bounded_and_keeps_recent_entries() -> None:
     assert cache.get("c") is None and cache.get("b") == 1
     with pytest.raises(ValueError):
         LRU(0)
+
+
+def test_lru_shared_by_threads_without_a_lock_stays_whole() -> None:
+    """Threads putting and getting the same few keys, switching as often as CPython can."""
+    cache: LRU[int, int] = LRU(4)
+    failures: list[BaseException] = []
+
+    def hammer(seed: int) -> None:
+        try:
+            for i in range(20_000):
+                key = (i * seed) % 7
+                cache.put(key, i)
+                value = cache.get((key + 1) % 7)
+                assert value is None or isinstance(value, int)
+        except BaseException as exc:  # reported by the assertion below
+            failures.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=hammer, args=(seed,)) for seed in (1, 3, 5, 6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []
+    assert len(cache) <= 4
 
 
 def test_detector_caches_stay_within_their_cap(tmp_path: Path) -> None:

@@ -32,8 +32,8 @@ class LRU(Generic[K, V]):
 
     def put(self, key: K, value: V) -> None:
         items = self._items
+        items.pop(key, None)  # so the new value goes to the recent end
         items[key] = value
-        items.move_to_end(key)
         while len(items) > self.capacity:
             try:
                 items.popitem(last=False)
