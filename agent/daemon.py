@@ -414,16 +414,16 @@ class Daemon:
         limit = self.settings.queue.max_queued
         with self._reader() as store:
             queued = store.queued_total(self.destination_names())
-        if queued > limit and not self.over_max_queued:
+        was_over, self.over_max_queued = self.over_max_queued, queued > limit  # before the log
+        if self.over_max_queued and not was_over:
             log.error(
                 "the queue holds %d undelivered heartbeats, more than [queue] max_queued = %d;"
                 " none is dropped, but delivery is not keeping up: see `agent status`",
                 queued,
                 limit,
             )
-        elif queued <= limit and self.over_max_queued:
+        elif was_over and not self.over_max_queued:
             log.info("the queue is back under [queue] max_queued: %d undelivered", queued)
-        self.over_max_queued = queued > limit
 
     # -- history retention ------------------------------------------------------------
 
