@@ -34,9 +34,9 @@ class HeartbeatBuilder:
         its heartbeats had arrived at the same moment.
         """
         hb.user_agent = full_user_agent(hb.user_agent)
-        if hb.type == "file" and not hb.is_unsaved_entity and os.path.isabs(hb.entity):
+        if (where := _detection_path(hb)) is not None:
             key = DetectionKey(
-                hb.entity,
+                where,
                 hb.project,
                 hb.branch,
                 hb.language,
@@ -57,7 +57,8 @@ class HeartbeatBuilder:
                 return None
             options = self.detector.options
             hidden = options.hide_file_names or options.hide_project_names
-            hb.entity = found.entity
+            if not hb.is_unsaved_entity or options.hide_file_names:
+                hb.entity = found.entity  # an unsaved buffer keeps the name its editor gave
             hb.project = found.project
             hb.branch = found.branch
             hb.language = found.language
@@ -73,6 +74,20 @@ class HeartbeatBuilder:
             hb.branch = hb.branch or hb.alternate_branch
             hb.language = hb.language or hb.alternate_language
         return hb
+
+
+def _detection_path(hb: Heartbeat) -> str | None:
+    """Where detection looks for a file heartbeat: the file's own absolute path (saved or not,
+    as wakatime-cli does), or for an unsaved buffer with only a name (`Untitled-1`), that
+    name in the plugin's project folder; None when there is nowhere to look."""
+    if hb.type != "file":
+        return None
+    if os.path.isabs(hb.entity):
+        return hb.entity
+    folder = hb.project_folder
+    if hb.is_unsaved_entity and folder and os.path.isabs(folder):
+        return os.path.join(folder, os.path.basename(hb.entity))
+    return None
 
 
 def detect_options(settings: Settings) -> DetectOptions:

@@ -84,3 +84,38 @@ def test_a_detection_failure_keeps_the_heartbeat_as_sent(tmp_path: Path) -> None
     assert hb is not None
     assert (hb.entity, hb.project) == (str(tmp_path / "x.py"), "given")
     assert hb.user_agent is not None and hb.user_agent.startswith("wakatime/")
+
+
+def test_an_unsaved_buffer_is_detected_from_its_path_or_its_project_folder(tmp_path: Path) -> None:
+    """As wakatime-cli: project, branch and language (from the name) for an unsaved file too;
+    a buffer with only a name is looked up in the folder the plugin says it belongs to."""
+    repo = git_repo(tmp_path / "shop", branch="dev")
+    builder = HeartbeatBuilder()
+    new_file = builder.complete(
+        Heartbeat(entity=str(repo / "not_yet.py"), time=1.7e9, is_unsaved_entity=True)
+    )
+    assert new_file is not None
+    assert (new_file.entity, new_file.project, new_file.branch, new_file.language) == (
+        str(repo / "not_yet.py"),
+        "shop",
+        "dev",
+        "Python",
+    )
+    assert new_file.lines is None  # nothing on disk to count
+
+    named = builder.complete(
+        Heartbeat(entity="scratch.rs", time=1.7e9, is_unsaved_entity=True, project_folder=str(repo))
+    )
+    assert named is not None
+    assert (named.entity, named.project, named.branch, named.language) == (
+        "scratch.rs",  # the name its editor gave, not a made-up path
+        "shop",
+        "dev",
+        "Rust",
+    )
+
+    hiding = HeartbeatBuilder(Detector(DetectOptions(hide_file_names=True)))
+    hidden = hiding.complete(
+        Heartbeat(entity="notes.md", time=1.7e9, is_unsaved_entity=True, project_folder=str(repo))
+    )
+    assert hidden is not None and hidden.entity == "HIDDEN.md"

@@ -152,8 +152,8 @@ CASES = {
             "--category", "building", "--extra-heartbeats",
         ],
         lambda repo: [
-            # unsaved: not read from disk, so only what the plugin said
-            {"entity": str(repo / "cart.py"), "type": "file", "project": "my shop",
+            # unsaved: detected from its path as wakatime-cli does; the plugin's count kept
+            {**detected(repo), "entity": str(repo / "cart.py"), "language": "Python",
              "time": T - 5 + 0.1235, "is_write": False, "lines": 2, "lineno": 2,
              "cursorpos": 1, "category": "building", "is_unsaved_entity": True},
             {**detected(repo), "entity": str(repo / "src" / "Main.java"), "time": T + 0.1235,
