@@ -37,6 +37,26 @@ db.execute("ROLLBACK")
 """
 
 
+class WriteLock:
+    """Another process holding the database's write lock, from creation until released."""
+
+    def __init__(self, database: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", HOLD_LOCK, str(database)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        assert self.process.stdout.readline().strip() == "locked"
+
+    def release(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+        self.process.wait(10)
+
+
 def filled_database(path: Path, count: int = 3000) -> Path:
     store = HeartbeatStore(path)
     store.add(
@@ -102,15 +122,8 @@ def test_a_locked_database_is_waited_out(tmp_path: Path, waka: FakeWakaTime) -> 
     workdir = tmp_path / "work"
     workdir.mkdir()
     agent = AgentProcess(env, workdir)
-    locker = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(database)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert locker.stdout is not None and locker.stdin is not None
+    locker = WriteLock(database)
     try:
-        assert locker.stdout.readline().strip() == "locked"
         # Startup needs a write (it registers destinations): it must wait, not die.
         starter = threading.Thread(target=agent.start, daemon=True)
         starter.start()
@@ -119,20 +132,11 @@ def test_a_locked_database_is_waited_out(tmp_path: Path, waka: FakeWakaTime) -> 
             "the daemon to open the database",
         )
         assert agent.proc is not None and agent.proc.poll() is None
-        locker.stdin.write("\n")
-        locker.stdin.flush()
-        locker.wait(10)
+        locker.release()
         starter.join(30)
         agent.wait_for_log("ready")
         # Locked again while a heartbeat arrives: the answer waits for the lock.
-        locker = subprocess.Popen(
-            [sys.executable, "-c", HOLD_LOCK, str(database)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert locker.stdout is not None and locker.stdin is not None
-        assert locker.stdout.readline().strip() == "locked"
+        locker = WriteLock(database)
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
             client.connect(str(socket_of(env)))
             request = {"op": "heartbeats", "heartbeats": make_heartbeats(2, time.time())}
@@ -140,16 +144,14 @@ def test_a_locked_database_is_waited_out(tmp_path: Path, waka: FakeWakaTime) -> 
             client.settimeout(0.5)
             with pytest.raises(TimeoutError):  # no answer while the lock is held
                 client.recv(4096)
-            locker.stdin.write("\n")
-            locker.stdin.flush()
-            locker.wait(10)
+            locker.release()
             client.settimeout(30)
             assert json.loads(client.makefile("rb").readline()) == {"ok": True, "queued": 2}
         waka.wait_for(12)
         assert agent.stop() == 0
         assert "Traceback" not in agent.log
     finally:
-        locker.kill()
+        locker.process.kill()
         agent.kill()
 
 
