@@ -20,6 +20,7 @@ import platformdirs
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -27,7 +28,13 @@ from pydantic import (
     field_validator,
 )
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from agent import wakatime_cfg
 from agent.ignore import DEFAULT_IGNORED_DIRS
@@ -83,6 +90,38 @@ def check_patterns(values: list[str]) -> list[str]:
 PathPatterns = Annotated[list[str], AfterValidator(check_patterns)]
 
 
+def path_list(value: Any) -> Any:
+    """Watch paths as people write them in a variable: a JSON list (`'["~/a", "~/b"]'`),
+    one path (`~/code`), or several separated by `,` or `:` (the os.pathsep)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        import json
+
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ValueError(
+                f"not a valid JSON list ({exc}); write one path, paths separated by ',' or"
+                f' {os.pathsep!r}, or a JSON list such as ["~/code", "~/work"]'
+            ) from None
+    return [part.strip() for part in re.split(f"[,{re.escape(os.pathsep)}]", text) if part.strip()]
+
+
+# NoDecode: the environment's value reaches `path_list` as the text it is.
+PathList = Annotated[list[Path], NoDecode, BeforeValidator(path_list)]
+
+
+def not_a_folder(value: Path | None) -> Path | None:
+    """A database file's path: naming an existing folder is a mistake worth one clear line."""
+    if value is not None and value.expanduser().is_dir():
+        raise ValueError(
+            f"{value} is a folder; name the database file (e.g. {value}/heartbeats.sqlite3)"
+        )
+    return value
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
@@ -107,9 +146,9 @@ class DestinationSettings(Section):
 
 
 class WatchSettings(Section):
-    paths: list[Path] = []  # empty: the folder `agent run` starts in
-    exclude: list[str] = []
-    include: list[str] = []
+    paths: PathList = []  # empty: the folder `agent run` starts in, or the code folders in ~
+    exclude: PathPatterns = []
+    include: PathPatterns = []
     ignored_dirs: list[str] = list(DEFAULT_IGNORED_DIRS)
     follow_symlinks: bool = False
     use_gitignore: bool = True
@@ -132,7 +171,7 @@ class HeartbeatSettings(Section):
 
 
 class QueueSettings(Section):
-    path: Path | None = None  # default: heartbeats.sqlite3 in the user data dir
+    path: Annotated[Path | None, AfterValidator(not_a_folder)] = None  # default: user data dir
     batch_size: int = Field(25, ge=1, le=1000)
     max_queued: int = Field(1_000_000, ge=1000)
     history_days: int = Field(30, ge=1)
@@ -145,6 +184,11 @@ class IpcSettings(Section):
 class LogSettings(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     file: Path | None = None
+
+
+class DaemonSettings(Section):
+    # The compat command starts a daemon when none answers (a plugin's call, nothing else).
+    autostart: bool = True
 
 
 class OAuthSettings(Section):
@@ -174,6 +218,7 @@ class Settings(BaseSettings):
     ipc: IpcSettings = IpcSettings()
     log: LogSettings = LogSettings()
     oauth: OAuthSettings = OAuthSettings()
+    daemon: DaemonSettings = DaemonSettings()
 
     # Where the TOML file is, recorded for messages and `config show`.
     config_file: Path | None = Field(default=None, exclude=True)
@@ -202,7 +247,9 @@ class Settings(BaseSettings):
         return init_settings, env_settings, *_file_sources.get()
 
     def database_path(self) -> Path:
-        return self.queue.path or Path(platformdirs.user_data_dir(APP_NAME)) / "heartbeats.sqlite3"
+        if self.queue.path is not None:
+            return self.queue.path.expanduser()
+        return Path(platformdirs.user_data_dir(APP_NAME)) / "heartbeats.sqlite3"
 
     def socket_path(self) -> Path:
         from agent.ipc.client import default_socket_path
@@ -287,6 +334,8 @@ def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides
         settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path, file_data, fallback)) from None
+    except SettingsError as exc:  # a variable holding malformed JSON
+        raise ConfigError(_describe_env_error(exc)) from None
     finally:
         _file_sources.reset(token)
     settings.config_file = path if path.exists() else None
@@ -323,11 +372,23 @@ def _describe(
         source = str(wakatime_cfg.default_path())
     else:
         source = "settings"
-    message = error["msg"]
+    message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown setting"
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"{source}: {key}: {message}{more}"
+
+
+def _describe_env_error(exc: SettingsError) -> str:
+    """pydantic-settings names only the section (`field "watch"`): name the variables."""
+    found = re.search(r'field "([^"]+)"', str(exc))
+    section = found.group(1).upper() if found else ""
+    prefix = f"HEARTBEAT_AGENT_{section}"
+    names = sorted(name for name in os.environ if name.upper().startswith(prefix)) or [prefix]
+    return (
+        f"environment {' or '.join(names)}: not valid JSON ({exc.__cause__ or exc}); lists and"
+        """ tables are JSON, e.g. HEARTBEAT_AGENT_WATCH__EXCLUDE='["/tmp/", "\\\\.log$"]'"""
+    )
 
 
 _MISSING = object()

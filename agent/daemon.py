@@ -24,15 +24,17 @@ import httpx
 
 from agent import __version__, wakatime_cfg
 from agent.auth import default_credentials
+from agent.autostart import hold_instance_lock
 from agent.builder import HeartbeatBuilder, detect_options
 from agent.config import ConfigError, Settings, load_settings
 from agent.destinations import DEFAULT, Destination, KeySource, Router, configured_destinations
 from agent.detect import Detector
-from agent.heartbeat import Heartbeat, HeartbeatError
+from agent.heartbeat import Heartbeat
 from agent.ignore import IgnoreRules
 from agent.ingest import Ingest
-from agent.ipc.protocol import MAX_BATCH, ProtocolError
-from agent.ipc.server import IpcServer, prepare_socket_path
+from agent.ipc.protocol import ProtocolError
+from agent.ipc.server import IpcServer, SocketInUse, prepare_socket_path
+from agent.offline_adopt import adopt_offline_requests, read_heartbeat_request
 from agent.policy import ActivityPolicy, PolicySettings
 from agent.sender import (
     NO_KEY,
@@ -56,6 +58,7 @@ RETENTION_INTERVAL = 86400.0  # the history is pruned at startup and then daily
 QUEUE_CHECK_INTERVAL = 60.0  # the queue is measured against [queue] max_queued at most this often
 TODAY_ROWS = 10  # rows of each breakdown in the `today` answer
 WATCHED_BATCH_DELAY = 0.05  # seconds the watcher's events gather before the policy takes them
+OFFLINE_CHECK_INTERVAL = 30.0  # seconds between looks for requests queued without a daemon
 
 
 class Daemon:
@@ -89,6 +92,9 @@ class Daemon:
         self.commits = 0
         self._local_status_bar: tuple[tuple[int, str], dict[str, Any]] | None = None
         self._retention: asyncio.TimerHandle | None = None
+        self._offline_check: asyncio.TimerHandle | None = None
+        self._adopting = threading.Lock()
+        self._instance_lock: int | None = None
         self._reloading = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._queue_checked = float("-inf")
@@ -119,7 +125,13 @@ class Daemon:
 
     async def startup(self) -> None:
         settings = self.settings
-        # A second daemon must stop before it touches the queue or sends anything.
+        # A second daemon must stop before it touches the queue or sends anything: the
+        # lock stops one started at the same moment, before either has a socket.
+        self._instance_lock = hold_instance_lock(os.fspath(settings.socket_path()))
+        if self._instance_lock is None:
+            raise SocketInUse(
+                f"another heartbeat-agent daemon is already running ({settings.socket_path()})"
+            )
         prepare_socket_path(settings.socket_path())
         db_path = settings.database_path()
         self.store, self.database_reset = HeartbeatStore.open_or_reset(db_path)
@@ -136,6 +148,7 @@ class Daemon:
         await self.ipc.start()
         await asyncio.to_thread(self._start_watcher)
         self._retention_due()
+        self._offline_due()
         self._spawn(asyncio.to_thread(self._check_queue_size), "the queue size check")
 
     async def shutdown(self) -> None:
@@ -143,6 +156,8 @@ class Daemon:
             self._timer.cancel()
         if self._retention:
             self._retention.cancel()
+        if self._offline_check:
+            self._offline_check.cancel()
         if self.watcher:
             await asyncio.to_thread(self.watcher.stop)
         if self.ipc:
@@ -151,6 +166,8 @@ class Daemon:
         await asyncio.to_thread(self.ingest.stop)
         await asyncio.to_thread(self._stop_deliveries)
         self.store.close()
+        if self._instance_lock is not None:
+            os.close(self._instance_lock)
         log.info("stopped")
 
     # -- sources ----------------------------------------------------------------------
@@ -276,6 +293,7 @@ class Daemon:
                 return self._in_thread(self.status_bar_answer)
             return self._in_thread(self.today)
         if op == "flush":
+            self._spawn(asyncio.to_thread(self.adopt_offline_requests), "offline requests")
             self.flush()
             return {"ok": True, "queued": self.store.counts(among=self.destination_names()).queued}
         raise ProtocolError(f"op: unknown op {op!r}")
@@ -287,40 +305,11 @@ class Daemon:
     def _accept(self, request: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
         """Validate on the loop (errors are answered at once); the answer comes after the
         commit."""
-        single = request["op"] == "heartbeat"
-        if single:
-            items = [request.get("heartbeat")]
-        else:
-            items = request.get("heartbeats")
-            if not isinstance(items, list):
-                raise ProtocolError("heartbeats: must be a list of heartbeat objects")
-            if len(items) > MAX_BATCH:
-                raise ProtocolError(f"heartbeats: at most {MAX_BATCH} in one request")
-        heartbeats = []
-        problems: list[tuple[int, str]] = []
-        plugin_heartbeat = self.policy.plugin_heartbeat
-        for index, item in enumerate(items):
-            try:
-                heartbeats.append(Heartbeat.from_mapping(item))
-            except HeartbeatError as exc:
-                prefix = "heartbeat" if single else f"heartbeats[{index}]"
-                problems.append(
-                    (
-                        index,
-                        "; ".join(f"{prefix}.{k}: {v}" for k, v in exc.problems.items())
-                        if exc.problems.get("heartbeat") is None
-                        else f"{prefix}: {exc.problems['heartbeat']}",
-                    )
-                )
-        offered_key = request.get("api_key")
+        heartbeats, problems, offered_key = read_heartbeat_request(request)
         if offered_key is not None:
-            if not isinstance(offered_key, str):
-                raise ProtocolError("api_key: must be a string")
-            self._take_plugin_key(offered_key.strip())
-        # `skip_invalid` (the compat command's extras): store the good ones, name the rest.
+            self._take_plugin_key(offered_key)
         skip_invalid = request.get("skip_invalid") is True
-        if problems and not skip_invalid:
-            raise ProtocolError("; ".join(message for _, message in problems))
+        plugin_heartbeat = self.policy.plugin_heartbeat
         for hb in heartbeats:
             if hb.type == "file":
                 plugin_heartbeat(hb.entity, hb.time)
@@ -424,6 +413,35 @@ class Daemon:
             )
         elif was_over and not self.over_max_queued:
             log.info("the queue is back under [queue] max_queued: %d undelivered", queued)
+
+    # -- requests queued while no daemon ran ------------------------------------------
+
+    def _offline_due(self) -> None:
+        """Take what the compat command queued without a daemon: now, and every
+        OFFLINE_CHECK_INTERVAL (one that found this daemon busy may add more)."""
+        assert self._loop is not None
+        self._spawn(asyncio.to_thread(self.adopt_offline_requests), "completing offline requests")
+        self._offline_check = self._loop.call_later(OFFLINE_CHECK_INTERVAL, self._offline_due)
+
+    def adopt_offline_requests(self) -> int:
+        """Complete what the compat command queued without a daemon; how many heartbeats
+        were stored. One adoption at a time (startup, timer and `flush` may overlap)."""
+        if not self._adopting.acquire(blocking=False):
+            return 0
+        try:
+            with self._reader() as store:
+                stored = adopt_offline_requests(
+                    store, self.builder, self.ingest.router, self._take_plugin_key_threadsafe
+                )
+        finally:
+            self._adopting.release()
+        if stored:
+            self._on_committed()
+        return stored
+
+    def _take_plugin_key_threadsafe(self, key: str) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._take_plugin_key, key)
 
     # -- history retention ------------------------------------------------------------
 

@@ -317,11 +317,14 @@ class HeartbeatStore:
         self,
         items: Sequence[tuple[Heartbeat, Iterable[str]]],
         payloads: Sequence[str] | None = None,
+        *,
+        offline_requests: Sequence[int] = (),
     ) -> list[int]:
         """Commit heartbeats, each queued for the named destinations; durable on return.
 
         `payloads`, each heartbeat's `payload()`, when it was made beforehand (the ingest
-        makes them while the previous group commits).
+        makes them while the previous group commits). `offline_requests`: the ids of the
+        offline requests these heartbeats complete, removed in the same transaction.
         """
         if payloads is None:
             payloads = [payload(hb) for hb, _ in items]
@@ -357,6 +360,13 @@ class HeartbeatStore:
                     for name in destinations
                 ],
             )
+            if offline_requests:
+                taken = self._db.execute(
+                    f"DELETE FROM offline_requests WHERE id IN ({_marks(offline_requests)})",
+                    tuple(offline_requests),
+                ).rowcount
+                if taken != len(offline_requests):  # rolled back: adopted elsewhere first
+                    raise StoreError(f"{self.path}: offline requests were taken meanwhile")
         return list(ids)
 
     def _insert(self, row: _RowInsert, rows: list[tuple[Any, ...]]) -> None:
@@ -506,6 +516,25 @@ class HeartbeatStore:
             sql += f" AND {alias}destination_id = ?"
             args = (*args, self.destination_id(destination))
         return sql, args
+
+    def offline_requests(self, limit: int) -> list[tuple[int, Any]]:
+        """The oldest requests the compat command committed while no daemon ran (id, the
+        request as it would have come over the socket); see agent.offline_queue."""
+        try:
+            rows = self._db.execute(
+                "SELECT id, request FROM offline_requests ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
+        found = []
+        for request_id, text in rows:
+            try:
+                found.append((request_id, json.loads(text)))
+            except ValueError:
+                found.append((request_id, None))  # removed with the next commit, logged there
+        return found
 
     def history(self, start: float, end: float) -> list[HistoryRow]:
         """Heartbeats with start <= time < end, in time order (for local durations)."""

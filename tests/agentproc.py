@@ -43,6 +43,8 @@ def agent_env(
         XDG_RUNTIME_DIR=str(runtime),
         HEARTBEAT_AGENT_QUEUE__PATH=str(root / "data" / "heartbeats.sqlite3"),
         PYTHONUNBUFFERED="1",
+        # A test that wants a plugin's call to start the daemon says so.
+        HEARTBEAT_AGENT_DAEMON__AUTOSTART="false",
     )
     if api_url is not None:
         env["HEARTBEAT_AGENT_API__URL"] = api_url

@@ -73,6 +73,12 @@ class Setup:
         with sqlite3.connect(self.env["HEARTBEAT_AGENT_QUEUE__PATH"]) as db:
             return [json.loads(row[0]) for row in db.execute("SELECT payload FROM heartbeats")]
 
+    def waiting(self) -> list[dict]:
+        """Heartbeats the command queued for a daemon to complete, oldest first."""
+        with sqlite3.connect(self.env["HEARTBEAT_AGENT_QUEUE__PATH"]) as db:
+            requests = db.execute("SELECT request FROM offline_requests ORDER BY id")
+            return [hb for row in requests for hb in json.loads(row[0])["heartbeats"]]
+
     @property
     def log(self) -> str:
         path = self.root / "home" / ".wakatime" / "wakatime.log"
@@ -122,13 +128,15 @@ def test_no_daemon_writes_the_queue_and_exits_102(setup: Setup, waka: FakeWakaTi
     result = run_cli(vim_argv(entity, "--extra-heartbeats"), setup.env, "[]\n")
 
     assert (result.code, result.stdout, result.stderr) == (102, "", "")
-    [queued] = setup.queued()
-    assert queued["entity"] == str(entity)
-    assert (queued["project"], queued["branch"], queued["language"]) == ("shop", "main", "Python")
-    assert queued["user_agent"].endswith(VIM_UA)
-    with AgentProcess(setup.env, setup.repo) as process:  # the daemon sends it when it starts
-        assert waka.wait_for(1)[0]["entity"] == str(entity)
+    [waiting] = setup.waiting()
+    assert (waiting["entity"], waiting["user_agent"], waiting["lineno"]) == (str(entity), VIM_UA, 2)
+    with AgentProcess(setup.env, setup.repo) as process:  # the daemon completes and sends it
+        [sent] = waka.wait_for(1)
         assert process.stop() == 0
+    assert sent["entity"] == str(entity)
+    assert (sent["project"], sent["branch"], sent["language"]) == ("shop", "main", "Python")
+    assert sent["user_agent"].endswith(VIM_UA)
+    assert setup.waiting() == []
 
 
 @pytest.mark.parametrize(("key", "code"), [([], 104), (["--key", "waka_from_plugin"], 102)])
@@ -217,11 +225,12 @@ def test_with_every_connection_taken_the_command_queues_offline(
         result = run_cli(vim_argv(setup.repo / "cart.py"), setup.env)
 
         assert (result.code, result.stdout, result.stderr) == (102, "", "")
-        assert len(setup.queued()) == 1
+        assert len(setup.waiting()) == 1
     finally:
         for sock in held:
             sock.close()
     assert run_cli(vim_argv(setup.repo / "cart.py", "--lineno", "5"), setup.env).code == 0
+    assert run_cli(["queue", "flush"], setup.env).code == 0  # takes the waiting one now
     assert len(waka.wait_for(2)) == 2
 
 
@@ -239,14 +248,19 @@ def test_daemon_waiting_to_retry_the_server_says_112(
     assert len(setup.queued()) == 2  # stored all the same
 
 
-def test_a_broken_config_exits_103(tmp_path: Path) -> None:
-    env = agent_env(tmp_path, HEARTBEAT_AGENT_WATCH__DEBOUNCE="x")
+def test_a_broken_config_still_queues_the_heartbeat(tmp_path: Path) -> None:
+    """The plugin's heartbeat is not the config's fault: it waits in the queue (the
+    environment's queue path still holds) and the log names the broken file."""
+    env = agent_env(tmp_path)
     (tmp_path / "bad.toml").write_text("[api\n")
     env["HEARTBEAT_AGENT_CONFIG"] = str(tmp_path / "bad.toml")
+    setup = Setup(env, tmp_path, tmp_path)
 
     result = run_cli(["--entity", "/tmp/a.py"], env)
 
-    assert (result.code, result.stdout, result.stderr) == (103, "", "")
+    assert (result.code, result.stdout, result.stderr) == (102, "", "")
+    assert [hb["entity"] for hb in setup.waiting()] == ["/tmp/a.py"]
+    assert f"configuration: {tmp_path / 'bad.toml'}: invalid TOML" in setup.log
 
 
 def test_an_invalid_main_heartbeat_exits_1_but_its_extras_count(
@@ -481,4 +495,4 @@ def test_the_launcher_runs_without_site_and_still_falls_back(setup: Setup) -> No
     assert launcher.read_text().startswith(f"#!{sys.executable} -S\n")
     assert (version.code, version.stdout) == (0, "<local-build>\n")
     assert (offline.code, offline.stdout, offline.stderr) == (102, "", "")
-    assert setup.queued()[0]["project"] == "shop"
+    assert setup.waiting()[0]["entity"] == str(setup.repo / "cart.py")

@@ -122,13 +122,14 @@ def _heartbeat(args: CompatArgs, log: CompatLog) -> int:
     request = {"op": "heartbeats", "heartbeats": [item for _, item in items], "skip_invalid": True}
     if args.key:
         request["api_key"] = args.key  # the daemon's own key, if it has one, comes first
+    labels = [label for label, _ in items]
     try:
         with IpcClient(timeout=DAEMON_TIMEOUT) as client:
             answer = client.request(request)
     except DaemonUnavailable as exc:
         log.debug(f"{exc}; writing to the queue directly")
-        return _heartbeat_offline(args, extras, log, socket_file())
-    return _acknowledged(answer, [label for label, _ in items], log)
+        return _heartbeat_offline(request, labels, log, socket_file())
+    return _acknowledged(answer, labels, log)
 
 
 def _acknowledged(answer: dict[str, Any], labels: list[str], log: CompatLog) -> int:
@@ -158,49 +159,47 @@ def _acknowledged(answer: dict[str, Any], labels: list[str], log: CompatLog) -> 
 
 
 def _heartbeat_offline(
-    args: CompatArgs, extras: list[dict[str, Any]], log: CompatLog, tried: str
+    request: dict[str, Any], labels: list[str], log: CompatLog, tried: str
 ) -> int:
-    """No daemon: validate, detect and commit straight into the daemon's SQLite queue
-    (WAL, busy timeout: safe beside a daemon that starts meanwhile). Exit 102 as
+    """No daemon: commit the request for the daemon to complete, and start one (standard
+    library only: this runs on every save while no daemon answers). Exit 102 as
     wakatime-cli does when it queues offline, or 104 when no API key is configured."""
-    settings = _settings(log)
-    if settings is None:
-        return ExitCode.ERR_CONFIG_FILE_PARSE
-    configured = os.fspath(settings.socket_path())
-    items = heartbeat_dicts(args, extras, time.time())
-    if configured != tried:  # `[ipc] socket` in the TOML file names another socket
+    from agent import offline_queue
+
+    place = offline_queue.locations()
+    if place.problem:
+        log.write("error", f"configuration: {place.problem}; queued in {place.database} anyway")
+    if place.socket != tried:  # `[ipc] socket` in the TOML file names another socket
         try:
-            with IpcClient(configured, timeout=DAEMON_TIMEOUT) as client:
-                answer = client.request(
-                    {"op": "heartbeats", "heartbeats": [i for _, i in items], "skip_invalid": True}
-                )
-            return _acknowledged(answer, [label for label, _ in items], log)
+            with IpcClient(place.socket, timeout=DAEMON_TIMEOUT) as client:
+                return _acknowledged(client.request(request), labels, log)
         except DaemonUnavailable:
             pass
-    from agent.builder import HeartbeatBuilder, detect_options
-    from agent.compat import build_heartbeats
-    from agent.destinations import Router, configured_destinations
-    from agent.detect import Detector
-    from agent.store import HeartbeatStore
-
-    heartbeats, problems = build_heartbeats(args, extras, time.time())
-    for problem in problems:
-        log.write("warning", f"dropped: {problem}")
-    builder = HeartbeatBuilder(Detector(detect_options(settings)))
-    router = Router(tuple(configured_destinations(settings)))
-    rows = []
-    for heartbeat in heartbeats:
-        complete = builder.complete(heartbeat)
-        if complete is not None:
-            rows.append((complete, router.route(complete)))
-    with HeartbeatStore(settings.database_path()) as store:
-        store.add(rows)
-    log.debug(f"no daemon: {len(rows)} heartbeat(s) written to {settings.database_path()}")
-    if any(problem.startswith("heartbeat:") for problem in problems):
+    try:
+        offline_queue.write_request(place.database, request, time.time())
+    except offline_queue.OfflineQueueError as exc:
+        log.write("error", f"cannot queue the heartbeats: {exc}")
         return ExitCode.ERR_GENERIC
-    if settings.api.key is None and settings.api.key_command is None and not args.key:
-        return ExitCode.ERR_AUTH  # plugins ask the user for a key on this code
-    return ExitCode.ERR_API
+    log.debug(f"no daemon: {len(labels)} heartbeat(s) queued in {place.database}")
+    if place.autostart:
+        _start_daemon(place, log)
+    return ExitCode.ERR_API if place.has_key or request.get("api_key") else ExitCode.ERR_AUTH
+
+
+def _start_daemon(place: Any, log: CompatLog) -> None:
+    """The daemon, started in the background; its log goes to `[log] file`, else beside
+    the database (rotated there by the daemon itself)."""
+    from agent.autostart import start_daemon
+
+    env = dict(os.environ)
+    log_file = place.log_file
+    if log_file is None:
+        log_file = os.path.join(os.path.dirname(place.database), "agent.log")
+        env["HEARTBEAT_AGENT_LOG__FILE"] = log_file
+    try:
+        log.debug(start_daemon(place.socket, log_file, env, time.time()))
+    except OSError as exc:
+        log.write("error", f"cannot start the daemon: {exc}")
 
 
 # -- today ----------------------------------------------------------------------------
@@ -248,12 +247,12 @@ def _today_offline(log: CompatLog) -> dict[str, Any] | None:
     settings = _settings(log)
     if settings is None:
         return None
+    from agent.offline_adopt import open_adopted
     from agent.stats import status_bar, today_summary
-    from agent.store import HeartbeatStore
     from agent.useragent import local_timezone
 
     now = time.time()
-    with HeartbeatStore(settings.database_path()) as store:
+    with open_adopted(settings) as store:
         return status_bar(today_summary(store.history, now), now, local_timezone())
 
 
@@ -268,10 +267,10 @@ def _offline_count() -> int:
         if settings is None:
             return ExitCode.ERR_CONFIG_FILE_PARSE
         from agent.destinations import configured_destinations
-        from agent.store import HeartbeatStore
+        from agent.offline_adopt import open_adopted
 
         configured = [destination.name for destination in configured_destinations(settings)]
-        with HeartbeatStore(settings.database_path()) as store:
+        with open_adopted(settings) as store:
             queued = store.counts(among=configured).queued
     print(queued)
     return ExitCode.SUCCESS
@@ -283,9 +282,9 @@ def _print_offline(limit: int) -> int:
     if settings is None:
         return ExitCode.ERR_CONFIG_FILE_PARSE
     from agent.destinations import DEFAULT
-    from agent.store import HeartbeatStore
+    from agent.offline_adopt import open_adopted
 
-    with HeartbeatStore(settings.database_path()) as store:
+    with open_adopted(settings) as store:
         queued = store.pending(DEFAULT, limit if limit > 0 else 1_000_000)
     print(dumps([item.payload for item in queued]))
     return ExitCode.SUCCESS

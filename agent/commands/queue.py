@@ -79,14 +79,15 @@ def _command(
 @contextmanager
 def open_store(settings: Settings) -> Iterator[HeartbeatStore | None]:
     """The store, or None when there is no database yet (nothing was ever recorded)."""
-    from agent.store import HeartbeatStore, StoreError
+    from agent.offline_adopt import open_adopted
+    from agent.store import StoreError
 
     path = settings.database_path()
     if not path.exists():
         yield None
         return
     try:
-        store = HeartbeatStore(path)
+        store = open_adopted(settings)
     except StoreError as exc:
         raise CommandError(f"cannot open the database: {exc}") from None
     with store:

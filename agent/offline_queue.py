@@ -1,0 +1,173 @@
+"""The compat command when no daemon answers: the plugin's request, exactly as it would have
+gone over the socket, committed to the daemon's database for the daemon to complete.
+
+Standard library only (sqlite3, tomllib, json): a plugin spawns this on every save while no
+daemon runs, and pydantic, detection and the store cost ~300 ms to import. So nothing is
+detected or routed here: the request (heartbeats with every field and per-call rule the
+flags gave, and the plugin's `--key`) waits in the `offline_requests` table, and the daemon
+puts it through the same validation, detection, privacy rules and routing as a request on
+the socket when it next starts (and every OFFLINE_CHECK seconds while it runs), in the
+transaction that removes it from that table.
+
+Only the settings this needs are read here, the way `agent.config` reads them: the
+database and socket locations, `[daemon] autostart`, and whether any API key is configured.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from agent import wakatime_cfg
+from agent.ipc.client import APP_NAME, SETTINGS_SOCKET_ENV, socket_file
+from agent.ipc.protocol import dumps
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+OFFLINE_TABLE = (
+    "CREATE TABLE IF NOT EXISTS offline_requests"
+    " (id INTEGER PRIMARY KEY, received REAL NOT NULL, request TEXT NOT NULL)"
+)
+DATABASE_NAME = "heartbeats.sqlite3"
+# pydantic's spellings of a boolean, which `agent.config` accepts.
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
+
+
+class OfflineQueueError(Exception):
+    """The request could not be committed (the message names the file)."""
+
+
+class Locations:
+    """What the fallback needs of the settings; `problem` is a configuration error found
+    on the way (the defaults then stand in for what could not be read)."""
+
+    __slots__ = ("autostart", "database", "has_key", "log_file", "problem", "socket")
+
+    def __init__(self) -> None:
+        self.database = default_database()
+        self.socket = socket_file()
+        self.autostart = True
+        self.has_key = False
+        self.log_file: str | None = None
+        self.problem: str | None = None
+
+
+def locations() -> Locations:
+    """Settings as `agent.config.load_settings` would give them: environment over the TOML
+    file over the defaults (and, for the key, ~/.wakatime.cfg)."""
+    found = Locations()
+    env = os.environ
+    path, required = config_file()
+    data: dict[str, Any] = {}
+    try:
+        data = _read_toml(path, required)
+    except ValueError as exc:
+        found.problem = str(exc)
+
+    def setting(section: str, key: str) -> Any:
+        name = f"HEARTBEAT_AGENT_{section.upper()}__{key.upper()}"
+        if name in env:
+            return env[name]
+        table = data.get(section)
+        return table.get(key) if isinstance(table, dict) else None
+
+    database = setting("queue", "path")
+    if isinstance(database, str) and database:
+        database = os.path.expanduser(database)
+        if os.path.isdir(database):
+            found.problem = f"queue.path: {database} is a folder"
+        else:
+            found.database = os.path.abspath(database)
+    if SETTINGS_SOCKET_ENV not in env:
+        toml_socket = setting("ipc", "socket")
+        if isinstance(toml_socket, str) and toml_socket:
+            found.socket = toml_socket
+    autostart = setting("daemon", "autostart")
+    if isinstance(autostart, str):
+        word = autostart.strip().lower()
+        if word not in _TRUE | _FALSE:
+            found.problem = found.problem or f"daemon.autostart: {autostart!r} is not a boolean"
+        autostart = word in _TRUE
+    found.autostart = autostart is not False and found.problem is None
+    log_file = setting("log", "file")
+    found.log_file = os.path.expanduser(log_file) if isinstance(log_file, str) else None
+    found.has_key = any(setting("api", key) for key in ("key", "key_command")) or _cfg_has_key()
+    return found
+
+
+def _cfg_has_key() -> bool:
+    if os.environ.get("WAKATIME_API_KEY"):
+        return True
+    settings = wakatime_cfg.load().get("settings", {})
+    return bool(
+        settings.get("api_key", "").strip() or settings.get("api_key_vault_cmd", "").strip()
+    )
+
+
+def config_file() -> tuple[str, bool]:
+    """The TOML file and whether the user named it (`agent.config.find_config_file`)."""
+    if named := os.environ.get("HEARTBEAT_AGENT_CONFIG"):
+        return os.path.expanduser(named), True
+    return os.path.join(_user_dir("XDG_CONFIG_HOME", ".config"), "config.toml"), False
+
+
+def default_database() -> str:
+    """platformdirs' user data folder for the agent, computed without importing it."""
+    return os.path.join(_user_dir("XDG_DATA_HOME", os.path.join(".local", "share")), DATABASE_NAME)
+
+
+def _user_dir(variable: str, fallback: str) -> str:
+    home = os.path.expanduser("~")
+    if sys.platform == "darwin":
+        return os.path.join(home, "Library", "Application Support", APP_NAME)
+    base = os.environ.get(variable, "")
+    if not base.strip():
+        base = os.path.join(home, fallback)
+    return os.path.join(base, APP_NAME)
+
+
+def _read_toml(path: str, required: bool) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as file:
+            raw = file.read()
+    except FileNotFoundError:
+        if required:
+            raise ValueError(f"{path}: no such configuration file") from None
+        return {}
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the configuration file: {exc}") from None
+    import tomllib
+
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: invalid TOML: {exc}") from None
+
+
+def write_request(database: str, request: dict[str, Any], now: float) -> None:
+    """Commit one request (durable on return), creating the private folder and file as the
+    store does; WAL and a busy timeout, so a daemon starting meanwhile is no problem."""
+    import sqlite3
+
+    try:
+        os.makedirs(os.path.dirname(database), mode=0o700, exist_ok=True)
+        os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+        db = sqlite3.connect(database, timeout=10.0, isolation_level=None)
+    except (OSError, sqlite3.Error) as exc:
+        raise OfflineQueueError(f"{database}: {exc}") from None
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(OFFLINE_TABLE)
+        db.execute(
+            "INSERT INTO offline_requests (received, request) VALUES (?, ?)", (now, dumps(request))
+        )
+        db.execute("COMMIT")
+    except sqlite3.Error as exc:
+        raise OfflineQueueError(f"{database}: {exc}") from None
+    finally:
+        db.close()
