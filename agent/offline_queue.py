@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import sys
 
-from agent import wakatime_cfg
 from agent.ipc.client import APP_NAME, SETTINGS_SOCKET_ENV, socket_file
 from agent.ipc.protocol import dumps
 
@@ -99,12 +98,30 @@ def locations() -> Locations:
 
 
 def _cfg_has_key() -> bool:
+    """`WAKATIME_API_KEY`, or `api_key`/`api_key_vault_cmd` in ~/.wakatime.cfg's [settings].
+
+    A plain scan of the lines: agent.wakatime_cfg's parser imports re and pathlib (~15 ms,
+    a third of this path's budget) and only this yes/no is needed here."""
     if os.environ.get("WAKATIME_API_KEY"):
         return True
-    settings = wakatime_cfg.load().get("settings", {})
-    return bool(
-        settings.get("api_key", "").strip() or settings.get("api_key_vault_cmd", "").strip()
-    )
+    home = os.path.expanduser(os.environ.get("WAKATIME_HOME") or "~")
+    try:
+        with open(os.path.join(home, ".wakatime.cfg"), encoding="utf-8", errors="replace") as file:
+            text = file.read()
+    except OSError:
+        return False
+    section = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped[1:-1].strip()
+            continue
+        if section != "settings" or stripped.startswith(("#", ";")):
+            continue
+        key, sep, value = stripped.replace(":", "=", 1).partition("=")
+        if sep and key.strip() in ("api_key", "api_key_vault_cmd") and value.strip():
+            return True
+    return False
 
 
 def config_file() -> tuple[str, bool]:

@@ -1,7 +1,11 @@
-"""Benchmark: the wakatime-cli-compatible command as plugins spawn it, daemon up.
+"""Benchmark: the wakatime-cli-compatible command as plugins spawn it, daemon up and down.
 
 Goals: a heartbeat ≤ 20 ms wall and ≤ 20 MiB peak RSS (median of many calls); `--today`
-≤ 20 ms; a heartbeat with 25 extra heartbeats on stdin ≤ 25 ms. Each case is timed with
+≤ 20 ms; a heartbeat with 25 extra heartbeats on stdin ≤ 25 ms; with no daemon (the
+request committed to the SQLite queue by the standard-library fallback, autostart off so
+every call takes that path) ≤ 40 ms. Beside them: the real wakatime-cli (v1.90.0, Go,
+from $HEARTBEAT_AGENT_ORACLES, default /opt/oracles/bin; skipped when absent) with an
+unreachable loopback api_url, so each call ends in its own offline queue. Each case is timed with
 perf_counter around a whole subprocess (fork, exec, interpreter start, imports, socket
 round trip, SQLite commit in the daemon, exit), beside the floor `python -c pass`; peak RSS
 comes from /usr/bin/time -v. Three programs run the command:
@@ -38,7 +42,9 @@ from wakaserver import FakeWakaTime  # noqa: E402
 PLUGIN = "vim/900 vim-wakatime/11.2.0"
 
 
-def timed(argv: list[str], env: dict[str, str], stdin: bytes | None, calls: int) -> list[float]:
+def timed(
+    argv: list[str], env: dict[str, str], stdin: bytes | None, calls: int, ok: frozenset[int]
+) -> list[float]:
     """Milliseconds per call; stdin is written and left open, as vim leaves it."""
     results = []
     for _ in range(calls):
@@ -57,7 +63,7 @@ def timed(argv: list[str], env: dict[str, str], stdin: bytes | None, calls: int)
         code = proc.wait()
         results.append((time.perf_counter() - started) * 1000)
         proc.stdin.close()
-        if code not in (0,):
+        if code not in ok:
             raise SystemExit(f"{argv} exited {code}")
     return results
 
@@ -103,6 +109,7 @@ def main() -> None:
             + b"\n"
         )
         heartbeat = ["--entity", str(source), "--plugin", PLUGIN, "--lineno", "3", "--write"]
+        up = frozenset({0})
         cases = [
             ("python -c pass (floor)", [sys.executable, "-c", "pass"], None, None),
             ("python -S -c pass (floor)", [sys.executable, "-S", "-c", "pass"], None, None),
@@ -123,23 +130,64 @@ def main() -> None:
             ),
             ("--today, console script", [AGENT, "--today"], None, 20),
         ]
+        rows = []
         with AgentProcess(env, root) as daemon:
-            rows = []
-            for name, argv, stdin, goal in cases:
-                timed(argv, env, stdin, 3)  # warm the page cache
-                samples = sorted(timed(argv, env, stdin, args.calls))
-                rss = peak_rss_mib(argv, env, stdin)
-                rows.append(
-                    (name, statistics.median(samples), samples[int(len(samples) * 0.9)], rss, goal)
-                )
+            rows += measure(cases, env, up, args.calls)
             daemon.stop()
+        offline = frozenset({102})
+        no_daemon = [
+            ("no daemon: heartbeat, launcher", [launcher, *heartbeat], None, 40),
+            (
+                "no daemon: heartbeat + 25 extras, launcher",
+                [launcher, *heartbeat, "--extra-heartbeats"],
+                extras,
+                40,
+            ),
+            ("no daemon: heartbeat, console script", [AGENT, *heartbeat], None, None),
+        ]
+        rows += measure(no_daemon, env, offline, args.calls)
+        rows += real_wakatime_cli(root, heartbeat, args.calls)
     print(f"machine: {machine_line()}")
-    print(f"{args.calls} calls a case, daemon up\n")
+    print(f"{args.calls} calls a case\n")
     print("| case | median | p90 | peak RSS | goal |")
     print("| --- | --- | --- | --- | --- |")
     for name, median, p90, rss, goal in rows:
         verdict = "" if goal is None else (f"≤ {goal} ms " + ("✔" if median <= goal else "✘"))
         print(f"| {name} | {median:.1f} ms | {p90:.1f} ms | {rss:.1f} MiB | {verdict} |")
+
+
+Case = tuple[str, list[str], bytes | None, int | None]
+Row = tuple[str, float, float, float, int | None]
+
+
+def measure(cases: list[Case], env: dict[str, str], ok: frozenset[int], calls: int) -> list[Row]:
+    rows = []
+    for name, argv, stdin, goal in cases:
+        timed(argv, env, stdin, 3, ok)  # warm the page cache
+        samples = sorted(timed(argv, env, stdin, calls, ok))
+        rss = peak_rss_mib(argv, env, stdin)
+        rows.append((name, statistics.median(samples), samples[int(len(samples) * 0.9)], rss, goal))
+    return rows
+
+
+def real_wakatime_cli(root: Path, heartbeat: list[str], calls: int) -> list[Row]:
+    """wakatime-cli's own per-call cost, its server unreachable (exit 102 or, backing off, 112: queued offline)."""
+    program = Path(os.environ.get("HEARTBEAT_AGENT_ORACLES", "/opt/oracles/bin")) / "wakatime-cli"
+    if not os.access(program, os.X_OK):
+        print(f"skipped the real wakatime-cli: {program} is missing")
+        return []
+    home = root / "oracle-home"
+    home.mkdir()
+    (home / ".wakatime.cfg").write_text(
+        "[settings]\napi_url = http://127.0.0.1:9/api/v1\n"
+        "api_key = waka_00000000-0000-4000-8000-000000000000\n"
+    )
+    env = {"HOME": str(home), "PATH": os.environ["PATH"]}
+    version = subprocess.run([program, "--version"], capture_output=True, text=True, env=env)
+    name = f"wakatime-cli {version.stdout.strip()} (Go), server unreachable"
+    return measure(
+        [(name, [str(program), *heartbeat], None, None)], env, frozenset({102, 112}), calls
+    )
 
 
 if __name__ == "__main__":
