@@ -152,6 +152,8 @@ class WatchSettings(Section):
     ignored_dirs: list[str] = list(DEFAULT_IGNORED_DIRS)
     follow_symlinks: bool = False
     use_gitignore: bool = True
+    # Seconds between looks for watch folders created since (and new code folders in ~).
+    rescan_interval: float = Field(60.0, gt=0)
 
 
 class HeartbeatSettings(Section):

@@ -47,6 +47,7 @@ from agent.sender import (
 from agent.stats import iso_time
 from agent.store import HeartbeatStore
 from agent.useragent import machine_name
+from agent.watch_roots import WatchPlan, plan_watch
 from agent.watcher import FileWatcher
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ class Daemon:
         self.deliveries: dict[str, DeliveryLoop] = {}
         self.destinations: list[Destination] = []
         self.watcher: FileWatcher | None = None
+        self.watch_plan: WatchPlan | None = None
+        self._rescan: asyncio.TimerHandle | None = None
         self.ipc: IpcServer | None = None
         self.server_today = CachedFetch(self._fetch_status_bar, clock)
         self.commits = 0
@@ -149,6 +152,7 @@ class Daemon:
         await asyncio.to_thread(self._start_watcher)
         self._retention_due()
         self._offline_due()
+        self._rescan = self._loop.call_later(settings.watch.rescan_interval, self._rescan_due)
         self._spawn(asyncio.to_thread(self._check_queue_size), "the queue size check")
 
     async def shutdown(self) -> None:
@@ -158,6 +162,8 @@ class Daemon:
             self._retention.cancel()
         if self._offline_check:
             self._offline_check.cancel()
+        if self._rescan:
+            self._rescan.cancel()
         if self.watcher:
             await asyncio.to_thread(self.watcher.stop)
         if self.ipc:
@@ -173,10 +179,35 @@ class Daemon:
     # -- sources ----------------------------------------------------------------------
 
     def watch_roots(self) -> list[str]:
-        paths = self.settings.watch.paths or [Path.cwd()]
-        return [os.path.abspath(os.path.expanduser(p)) for p in paths]
+        return self.watch_plan.paths if self.watch_plan is not None else []
 
-    def _start_watcher(self) -> None:
+    def _plan_watch(self) -> WatchPlan:
+        watch = self.settings.watch
+        return plan_watch(watch.paths, os.getcwd(), os.path.expanduser("~"), watch.ignored_dirs)
+
+    def _rescan_due(self) -> None:
+        """Plan the watch again every [watch] rescan_interval: a folder created since (a
+        configured one, a new repository in ~) is picked up without a reload."""
+        assert self._loop is not None
+        self._spawn(self._rescan_watch(), "the watch folder rescan")
+        self._rescan = self._loop.call_later(self.settings.watch.rescan_interval, self._rescan_due)
+
+    async def _rescan_watch(self) -> None:
+        async with self._reloading:
+            plan = await asyncio.to_thread(self._plan_watch)
+            if plan == self.watch_plan:
+                return
+            if self.watcher:
+                await asyncio.to_thread(self.watcher.stop)
+            self._project_of_folder.cache_clear()
+            await asyncio.to_thread(self._start_watcher, plan)
+
+    def _start_watcher(self, plan: WatchPlan | None = None) -> None:
+        self.watch_plan = plan = plan or self._plan_watch()
+        for note in plan.notes:
+            log.info("%s", note)
+        for missing in plan.waiting:
+            log.warning("watch path %s does not exist (yet); watching it once it does", missing)
         watch = self.settings.watch
         ignore = IgnoreRules(
             ignored_dirs=watch.ignored_dirs,
@@ -185,9 +216,7 @@ class Daemon:
             use_gitignore=watch.use_gitignore,
         )
         self._own_prefixes = self._own_files()
-        roots = [r for r in self.watch_roots() if os.path.isdir(r)]
-        for missing in set(self.watch_roots()) - set(roots):
-            log.warning("watch path %s is not a folder; not watching it", missing)
+        roots = plan.paths
         self.watcher = FileWatcher(
             roots,
             ignore,
@@ -540,6 +569,7 @@ class Daemon:
                 "version": __version__,
                 "uptime_seconds": round(self.clock() - self.started, 3),
                 "watching": self.watcher.roots if self.watcher else [],
+                **watch_report(self.watch_plan),
                 "queued": counts.queued,
                 "rejected": counts.rejected,
                 "delivered_total": counts.delivered,
@@ -708,6 +738,15 @@ def _policy_settings(settings: Settings) -> PolicySettings:
         storm_window=hb.storm_window,
         plugin_grace=hb.plugin_grace,
     )
+
+
+def watch_report(plan: WatchPlan | None) -> dict[str, Any]:
+    """`agent status`'s account of the watch: each root and why, what waits to exist."""
+    return {
+        "watch_roots": [root.to_json() for root in plan.roots] if plan else [],
+        "watch_waiting": list(plan.waiting) if plan else [],
+        "watch_notes": list(plan.notes) if plan else [],
+    }
 
 
 def notify_systemd(state: str) -> None:

@@ -47,6 +47,7 @@ def _install(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CommandError(f"cannot write {target.path}: {exc}") from None
     print(f"Wrote {target.path}")
+    print(_watch_summary(args.config))
     if target.kind == "systemd":
         commands = service.systemd_install_commands()
         reachable = service.user_bus_available()
@@ -67,6 +68,31 @@ def _install(args: argparse.Namespace) -> int:
     if target.kind == "systemd":
         print("To keep it running while you are logged out: loginctl enable-linger")
     return 0
+
+
+def _watch_summary(config: str | None) -> str:
+    """What the service's watcher will watch: it starts in no code folder, so never the
+    home folder whole (agent.watch_roots)."""
+    import os
+
+    from agent.config import ConfigError, load_settings
+    from agent.watch_roots import plan_watch
+
+    try:
+        watch = load_settings(config).watch
+    except ConfigError as exc:
+        return f"Warning: {exc}: the service will not start until that is fixed."
+    home = os.path.expanduser("~")
+    plan = plan_watch(watch.paths, home, home, watch.ignored_dirs)
+    lines = [f"  {root.path}  ({root.reason})" for root in plan.roots]
+    lines += [f"  {path}  (configured; watched once it exists)" for path in plan.waiting]
+    if not lines:
+        return (
+            "It will watch no folder: none is configured and no code folder (holding .git,"
+            " .hg, .svn or .wakatime-project) was found in your home folder; set [watch]"
+            " paths. Editor plugins reach it all the same."
+        )
+    return "It will watch:\n" + "\n".join(lines)
 
 
 def _uninstall(args: argparse.Namespace) -> int:

@@ -69,6 +69,9 @@ def offline_report(settings: Settings) -> dict[str, Any]:
         "pid": None,
         "uptime_seconds": None,
         "watching": [],
+        "watch_roots": [],
+        "watch_waiting": [],
+        "watch_notes": [],
         "queued": 0,
         "rejected": 0,
         "delivered_total": 0,
@@ -106,7 +109,7 @@ def render(report: dict[str, Any]) -> str:
     lines = [
         f"heartbeat-agent {report.get('version', '')} running"
         f" (pid {report['pid']}, up {format_duration(report['uptime_seconds'])})",
-        _field("watching", ", ".join(report["watching"]) or "nothing"),
+        *_watch_lines(report),
         _field("today", format_duration(report["today_seconds"])),
         _field(
             "queue",
@@ -139,6 +142,25 @@ def render(report: dict[str, Any]) -> str:
         )
     lines += [_field("database", report["database"]), _field("socket", report["socket"])]
     return "\n".join(lines)
+
+
+def _watch_lines(report: dict[str, Any]) -> list[str]:
+    """Each watched folder with why it is watched; folders waiting to exist; decisions."""
+    reasons = {root["path"]: root["reason"] for root in report.get("watch_roots", [])}
+    watching = report["watching"]
+    lines = [
+        _field(
+            "watching" if index == 0 else "",
+            f"{path}  ({reasons[path]})" if path in reasons else path,
+        )
+        for index, path in enumerate(watching)
+    ] or [_field("watching", "nothing")]
+    lines += [
+        _field("waiting", f"{path}  (configured; watched once it exists)")
+        for path in report.get("watch_waiting", [])
+    ]
+    lines += [_field("note", note) for note in report.get("watch_notes", [])]
+    return lines
 
 
 def _field(name: str, value: str) -> str:
