@@ -27,7 +27,23 @@ USAGE = "usage: agent COMMAND [options]   (agent COMMAND --help for a command's 
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    try:
+        code = _main(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()  # here, where a reader that left can still be told from a bug
+    except BrokenPipeError:
+        return _reader_gone()
+    return code
+
+
+def _reader_gone() -> int:
+    """Whoever read our output left early (`agent today | head -1`): that is no error
+    worth a traceback. Later writes, and Python's own flush at exit, go to /dev/null."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141  # 128 + SIGPIPE, as a program the signal ended
+
+
+def _main(argv: list[str]) -> int:
     invoked_as = os.path.basename(sys.argv[0]) if sys.argv else "agent"
     if invoked_as.startswith("wakatime-cli") or not argv or argv[0].startswith("-"):
         if argv and argv[0] in ("-h", "--help") and not invoked_as.startswith("wakatime-cli"):

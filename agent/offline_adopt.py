@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.autostart import answers
-from agent.builder import HeartbeatBuilder, detect_options
-from agent.config import Settings
-from agent.destinations import Router, configured_destinations
-from agent.detect import Detector
 from agent.heartbeat import Heartbeat, HeartbeatError
 from agent.ipc.protocol import MAX_BATCH, ProtocolError
 from agent.store import HeartbeatStore, StoreError
+
+if TYPE_CHECKING:
+    from agent.builder import HeartbeatBuilder
+    from agent.config import Settings
+    from agent.destinations import Router
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,11 @@ def open_adopted(settings: Settings) -> HeartbeatStore:
     adopts them itself, and keeps a plugin's key it finds in them)."""
     store = HeartbeatStore(settings.database_path())
     try:
-        if not answers(str(settings.socket_path())):
+        if store.offline_requests(1) and not answers(str(settings.socket_path())):
+            from agent.builder import HeartbeatBuilder, detect_options
+            from agent.destinations import Router, configured_destinations
+            from agent.detect import Detector
+
             builder = HeartbeatBuilder(Detector(detect_options(settings)))
             adopt_offline_requests(store, builder, Router(tuple(configured_destinations(settings))))
     except BaseException:

@@ -151,23 +151,37 @@ def _lookup(data: Any, key: Key) -> Any:
 def _destinations(settings: Settings) -> list[dict[str, Any]]:
     """Where heartbeats go, [api_urls] of ~/.wakatime.cfg included; keys as set or not."""
     from agent.config import ConfigError
-    from agent.destinations import configured_destinations
+    from agent.destinations import DEFAULT, configured_destinations
     from agent.sender import display_url
 
     try:
         destinations = configured_destinations(settings)
     except ConfigError as exc:
         return [{"error": str(exc)}]
+    oauth = _oauth_state(settings)
     return [
         {
             "name": d.name,
             "url": display_url(d.url),
-            "key": MASK if d.key else ("from key_command" if d.key_command else None),
+            "key": (oauth if d.name == DEFAULT else None)
+            or (MASK if d.key else ("from key_command" if d.key_command else None)),
             "include": [p.pattern for p in d.include],
             "exclude": [p.pattern for p in d.exclude],
         }
         for d in destinations
     ]
+
+
+def _oauth_state(settings: Settings) -> str | None:
+    """How the default server is reached when `agent login` stored tokens (they are used
+    before any API key), else None."""
+    from agent.auth import AuthError, TokenStore, token_path
+
+    try:
+        tokens = TokenStore(token_path(settings)).load()
+    except AuthError as exc:
+        return f"OAuth token file unusable ({exc})"
+    return "OAuth tokens from `agent login`" if tokens is not None else None
 
 
 def render(report: dict[str, Any]) -> str:

@@ -232,7 +232,13 @@ def _purge(args: argparse.Namespace) -> int:
             if count
         )
         if not what:
-            print("Nothing to purge.")
+            kept = counts.rejected if QUEUED in states and len(states) == 1 else 0
+            print(
+                f"Nothing to purge: no queued heartbeats. {_plural(kept, 'rejected heartbeat')}"
+                " kept aside: `agent queue purge --rejected` drops them."
+                if kept
+                else "Nothing to purge."
+            )
             return 0
         where = f" for {destination}" if destination else ""
         if not args.yes and not _confirm(f"Drop {what}{where}? They will never be sent. [y/N] "):

@@ -118,7 +118,9 @@ def render(report: dict[str, Any]) -> str:
         ),
         _field("last sent", report["last_delivery"] or "never"),
     ]
-    if report["last_error"]:
+    destinations = report["destinations"]
+    several = len(destinations) > 1
+    if report["last_error"] and not several:  # with several, each says its own below
         lines.append(_field("last error", report["last_error"]))
     limit = report.get("max_queued")
     if limit is not None and report["queued"] > limit:
@@ -126,8 +128,7 @@ def render(report: dict[str, Any]) -> str:
             f"  ! more than [queue] max_queued = {limit:,} heartbeats wait: none is dropped,"
             " but delivery is not keeping up"
         )
-    destinations = report["destinations"]
-    if len(destinations) > 1 or any(d["paused"] or d["last_error"] for d in destinations):
+    if several:
         lines.append("  destinations")
         width = max(len(d["name"]) for d in destinations)
         for d in destinations:
