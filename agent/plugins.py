@@ -54,10 +54,21 @@ def user_bin_dir() -> Path:
     return Path.home() / ".local" / "bin"
 
 
+def wakatime_home() -> Path:
+    """`$WAKATIME_HOME`, else the home folder: where ~/.wakatime.cfg and ~/.wakatime are."""
+    return Path(os.environ.get("WAKATIME_HOME") or Path.home()).expanduser()
+
+
+def home_cli_path() -> Path:
+    """`~/.wakatime/wakatime-cli`: the only place JupyterLab runs, the first nano-wakatime
+    tries, and where JetBrains keeps a symlink to the one it downloaded."""
+    return wakatime_home() / ".wakatime" / CLI_NAME
+
+
 def managed_cli_path() -> Path:
     """Where plugins keep the wakatime-cli they download: `~/.wakatime/wakatime-cli-<os>-<arch>`
     (`$WAKATIME_HOME` honoured). Sublime, the macOS app and Visual Studio look only here."""
-    home = Path(os.environ.get("WAKATIME_HOME") or Path.home()).expanduser()
+    home = wakatime_home()
     system = platform.system().lower() or "linux"
     machine = platform.machine().lower()
     suffix = ".exe" if system == "windows" else ""
@@ -101,6 +112,33 @@ def install_launcher(target: Path, *, force: bool = False) -> Path | None:
     return backup
 
 
+def install_link(link: Path, launcher: Path, *, force: bool = False) -> Path | None:
+    """A symlink at `link` to the launcher; returns where a replaced program was moved.
+
+    What is there already decides: the agent (a launcher, or a link to one) or a dangling
+    link is replaced; a real wakatime-cli, or a link to one (JetBrains links this name to
+    the wakatime-cli it downloaded), is kept unless `force`, which moves that file or link
+    aside to `*.orig` (a link's target is left alone)."""
+    backup = None
+    if link.is_symlink() or link.exists():
+        dangling = link.is_symlink() and not link.exists()
+        if not dangling and not is_agent_program(link):
+            if not force:
+                raise InstallRefused(
+                    f"{link} is a real wakatime-cli"
+                    + (f" (a link to {os.readlink(link)})" if link.is_symlink() else "")
+                    + ", not heartbeat-agent's; left as it is (--force moves it aside)"
+                )
+            backup = link.with_name(link.name + ".orig")
+            os.replace(link, backup)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(f".{link.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(launcher.resolve())
+    os.replace(tmp, link)
+    return backup
+
+
 @dataclass(frozen=True)
 class EditorRoute:
     """How one editor's plugin finds its CLI, and whether that ends at the agent."""
@@ -133,17 +171,34 @@ def editor_routes(env: dict[str, str] | None = None) -> list[EditorRoute]:
         setting = None if fallback_ok else f"{name} = {launcher}  (or: {path_fix})"
         return EditorRoute(editor, fallback_ok, path_via, setting)
 
-    vim_path = _setting_in(
-        [home / ".vimrc", home / ".vim" / "vimrc", home / ".config" / "nvim" / "init.vim"],
-        "g:wakatime_CLIPath",
-    )
+    vim_path = _setting_in([home / ".vimrc", home / ".vim" / "vimrc"], "g:wakatime_CLIPath")
+    nvim = Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "nvim"
+    nvim_lua_path = _setting_in(_lua_files(nvim), "cli_path", ("--",))
+    nvim_vim_path = _setting_in([nvim / "init.vim"], "g:wakatime_CLIPath")
+    home_cli = home_cli_path()
+    home_cli_ok = is_agent_program(home_cli)
+    home_cli_fix = None if home_cli_ok else f"run `agent plugins install` (links {home_cli})"
     emacs_path = _setting_in(
         [home / ".emacs", home / ".emacs.d" / "init.el", home / ".config" / "emacs" / "init.el"],
         "wakatime-cli-path",
     )
     jetbrains = env.get("WAKATIME_CLI_LOCATION")
+    # Neovim's Lua vim-wakatime: `cli_path` in setup{}, else PATH, else ~/.wakatime.
+    if nvim_lua_path:
+        neovim = by_setting("Neovim", "cli_path", nvim_lua_path, path_ok)
+    elif path_ok or home_cli_ok:
+        neovim = EditorRoute("Neovim", True, on_path if path_ok else str(home_cli), None)
+    else:
+        ignored = " (g:wakatime_CLIPath in init.vim is ignored by the Lua plugin)"
+        neovim = EditorRoute(
+            "Neovim",
+            False,
+            path_via + (ignored if nvim_vim_path else ""),
+            f"require('wakatime').setup({{ cli_path = '{launcher}' }})  (or: {path_fix})",
+        )
     routes = [
-        by_setting("Vim / Neovim", "g:wakatime_CLIPath", vim_path, path_ok),
+        by_setting("Vim", "g:wakatime_CLIPath", vim_path, path_ok),
+        neovim,
         EditorRoute("VS Code", path_ok, path_via, path_fix),
         by_setting("Emacs", "wakatime-cli-path", emacs_path, path_ok),
         EditorRoute("Zed", path_ok, path_via, path_fix),
@@ -170,11 +225,31 @@ def editor_routes(env: dict[str, str] | None = None) -> list[EditorRoute]:
         )
     for editor in ("Sublime Text", "macOS app", "Visual Studio"):
         routes.append(EditorRoute(editor, managed_ok, str(managed), managed_fix))
+    routes.append(EditorRoute("JupyterLab", home_cli_ok, str(home_cli), home_cli_fix))
+    if home_cli_ok or not path_ok:
+        routes.append(EditorRoute("nano", home_cli_ok, str(home_cli), home_cli_fix))
+    else:
+        routes.append(EditorRoute("nano", True, path_via, None))
     return routes
 
 
-def _setting_in(files: list[Path], name: str) -> str | None:
-    """The quoted value given to a setting on a line of the first file that sets it."""
+LUA_FILES = 500  # Lua files of a Neovim configuration read at most
+
+
+def _lua_files(nvim: Path) -> list[Path]:
+    """init.lua, then the configuration's lua/ tree (where plugin specs live)."""
+    found = [nvim / "init.lua"]
+    for folder, _dirs, files in os.walk(nvim / "lua"):
+        found += [Path(folder) / name for name in sorted(files) if name.endswith(".lua")]
+        if len(found) > LUA_FILES:
+            break
+    return found[:LUA_FILES]
+
+
+def _setting_in(files: list[Path], name: str, comments: tuple[str, ...] = ('"', ";")) -> str | None:
+    """The quoted value given to a setting on a line of the first file that sets it
+    (`cli_path = vim.fn.expand('~/…')` gives `~/…`); lines starting with a comment
+    marker (vim's `"`, lisp's `;`, lua's `--`) do not count."""
     for path in files:
         try:
             lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -182,7 +257,7 @@ def _setting_in(files: list[Path], name: str) -> str | None:
             continue
         for line in lines:
             stripped = line.strip()
-            if name not in stripped or stripped.startswith(('"', ";")):
+            if name not in stripped or stripped.startswith(comments):
                 continue
             after = stripped.split(name, 1)[1]
             for quote in ("'", '"'):

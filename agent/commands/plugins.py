@@ -48,12 +48,29 @@ def _install(args: argparse.Namespace) -> int:
         if backup is not None:
             print(f"moved the wakatime-cli that was at {target} to {backup}")
         print(f"installed {target}")
+    _link_home_cli(targets[0], args.force)
     found = shutil.which(CLI_NAME)
     if found is None or Path(found).resolve() != targets[0].resolve():
         where = f"{found} comes first on PATH" if found else f"{bin_dir} is not on PATH"
         print(f"note: {where}; add {bin_dir} to PATH before it for plugins to find the agent")
     print("`agent plugins status` shows which editors will use it")
     return 0
+
+
+def _link_home_cli(launcher: Path, force: bool) -> None:
+    """~/.wakatime/wakatime-cli, JupyterLab's only route and nano's first: a link to the
+    launcher. A real wakatime-cli there is kept (said, not fatal: the PATH route stands)."""
+    from agent.plugins import InstallRefused, home_cli_path, install_link
+
+    link = home_cli_path()
+    try:
+        backup = install_link(link, launcher, force=force)
+    except InstallRefused as exc:
+        print(f"note: {exc}")
+        return
+    if backup is not None:
+        print(f"moved the wakatime-cli that was at {link} to {backup}")
+    print(f"linked {link} -> {launcher}")
 
 
 def _status(args: argparse.Namespace) -> int:
