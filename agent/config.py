@@ -45,8 +45,10 @@ DEFAULT_API_URL = "https://wakatime.com/api/v1"
 
 # Where a key can come from, for every message that says one is missing.
 KEY_SOURCES = (
-    "set [api] key in the config file, HEARTBEAT_AGENT_API__KEY, or api_key in ~/.wakatime.cfg"
-    " (or run `agent login`)"
+    "put your API key (https://wakatime.com/api-key, or your server's settings page) in"
+    " ~/.wakatime.cfg as `api_key = ...` under [settings], or set HEARTBEAT_AGENT_API__KEY or"
+    " [api] key in the config file; `agent login` works instead once [oauth] client_id names"
+    " an OAuth app you registered"
 )
 
 

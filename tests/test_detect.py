@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import require_tools
 
 from agent.detect import (
     SKIP_NO_PROJECT_FILE,
@@ -222,6 +223,7 @@ def test_mercurial_branch_file_and_default(tmp_path: Path) -> None:
 
 
 def test_mercurial_with_the_hg_tool(tmp_path: Path) -> None:
+    require_tools("hg")
     repo = tmp_path / "hgshop"
     hg = ["hg", "--config", "ui.username=Test <test@example.invalid>"]
     subprocess.run([*hg, "init", str(repo)], check=True, capture_output=True)
@@ -240,6 +242,7 @@ def test_mercurial_with_the_hg_tool(tmp_path: Path) -> None:
 def test_subversion_with_the_svn_tools(tmp_path: Path) -> None:
     """A real repository and checkout: the project is the repository root's last part,
     the branch the checked-out URL's."""
+    require_tools("svn", "svnadmin")
     root = tmp_path / "bigproj"
     subprocess.run(["svnadmin", "create", str(root)], check=True, capture_output=True)
     url = root.as_uri()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from agentproc import WAKATIME_CLI, AgentProcess, agent_env, git_repo
+from conftest import require_tools
 from wakaserver import FakeWakaTime
 
 VIM = shutil.which("vim")
@@ -67,7 +68,8 @@ def daemon_env(tmp_path: Path, waka: FakeWakaTime) -> Iterator[dict[str, str]]:
 def test_vim_saves_and_the_heartbeats_arrive(
     tmp_path: Path, waka: FakeWakaTime, daemon_env: dict[str, str]
 ) -> None:
-    assert VIM, "vim is needed for this test (.ci/run installs it)"
+    require_tools("vim")
+    assert VIM
     repo = git_repo(tmp_path / "vimproj")
     source = repo / "calc.py"
     script = tmp_path / "wakatime-test.vim"

@@ -171,7 +171,7 @@ def measure(cases: list[Case], env: dict[str, str], ok: frozenset[int], calls: i
 
 
 def real_wakatime_cli(root: Path, heartbeat: list[str], calls: int) -> list[Row]:
-    """wakatime-cli's own per-call cost, its server unreachable (exit 102 or, backing off, 112: queued offline)."""
+    """wakatime-cli's own per-call cost, its server unreachable (exit 102, or 112 backing off)."""
     program = Path(os.environ.get("HEARTBEAT_AGENT_ORACLES", "/opt/oracles/bin")) / "wakatime-cli"
     if not os.access(program, os.X_OK):
         print(f"skipped the real wakatime-cli: {program} is missing")
