@@ -45,6 +45,16 @@ HARMLESS = (
     "log_to_stdout",
     "internal_config",
 )
+SERVICE_MANAGER_VARIABLES = frozenset(
+    {
+        "NOTIFY_SOCKET",
+        "INVOCATION_ID",
+        "JOURNAL_STREAM",
+        "LISTEN_FDS",
+        "LISTEN_PID",
+        "LISTEN_FDNAMES",
+    }
+)
 USAGE = """usage: agent heartbeat --entity FILE [wakatime-cli flags]
 
 wakatime-cli's flags, for WakaTime editor plugins: --entity --time --write --plugin
@@ -191,7 +201,9 @@ def _start_daemon(place: Any, log: CompatLog) -> None:
     the database (rotated there by the daemon itself)."""
     from agent.autostart import start_daemon
 
-    env = dict(os.environ)
+    # The editor's own service-manager variables are not the daemon's: with them it would
+    # tell the editor's unit it is ready, and log in the journal's format to a file.
+    env = {k: v for k, v in os.environ.items() if k not in SERVICE_MANAGER_VARIABLES}
     log_file = place.log_file
     if log_file is None:
         log_file = os.path.join(os.path.dirname(place.database), "agent.log")
