@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -90,6 +91,11 @@ def test_a_plugin_call_starts_a_detached_daemon_that_sends_the_heartbeat(
     autostart_env: dict[str, str], repo: Path, waka: FakeWakaTime
 ) -> None:
     entity = repo / "cart.py"
+    # The editor runs under a service manager: the daemon must not tell it "ready".
+    editors_unit = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    editors_unit.bind(str(repo.parent / "notify.sock"))
+    editors_unit.setblocking(False)
+    autostart_env["NOTIFY_SOCKET"] = str(repo.parent / "notify.sock")
 
     done = plugin_call(autostart_env, "--entity", str(entity), "--plugin", VIM_UA, "--write")
 
@@ -102,7 +108,10 @@ def test_a_plugin_call_starts_a_detached_daemon_that_sends_the_heartbeat(
     assert f"PPid:\t{os.getpid()}" not in status
     fds = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in ("0", "1", "2")}
     assert fds == {os.devnull, str(daemon_log(autostart_env))}
-    assert "ready" in daemon_log(autostart_env).read_text()
+    assert "ready" in daemon_log(autostart_env).read_text()  # it has notified, if it would
+    with pytest.raises(BlockingIOError):
+        editors_unit.recv(100)
+    editors_unit.close()
 
 
 def test_parallel_calls_start_one_daemon(
