@@ -20,8 +20,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from agent import __version__, wakatime_cfg
 from agent.auth import default_credentials
 from agent.builder import HeartbeatBuilder, detect_options
@@ -44,6 +42,7 @@ from agent.sender import (
 )
 from agent.stats import iso_time
 from agent.store import HeartbeatStore
+from agent.transport import DeliveryClient
 from agent.useragent import machine_name
 from agent.watcher import FileWatcher
 
@@ -55,6 +54,9 @@ STATUS_BAR_MAX_AGE = 60.0  # seconds the server's `--today` figure is reused
 RETENTION_INTERVAL = 86400.0  # the history is pruned at startup and then daily
 QUEUE_CHECK_INTERVAL = 60.0  # the queue is measured against [queue] max_queued at most this often
 TODAY_ROWS = 10  # rows of each breakdown in the `today` answer
+# A delivery request must be done within this many times [api] timeout, however slowly
+# the server trickles its answer.
+REQUEST_DEADLINE_FACTOR = 2
 WATCHED_BATCH_DELAY = 0.05  # seconds the watcher's events gather before the policy takes them
 
 
@@ -647,11 +649,11 @@ def build_sender(
     api = settings.api
     store = HeartbeatStore(settings.database_path())
     store.destination_id(destination.name, display_url(destination.url))
-    client = httpx.Client(
+    client = DeliveryClient(
+        REQUEST_DEADLINE_FACTOR * api.timeout,
         timeout=api.timeout,
         verify=str(api.ca_bundle) if api.ca_bundle else True,
         proxy=api.proxy,
-        follow_redirects=True,
         headers={"Accept": "application/json"},
     )
     key = KeySource(destination, plugin_key if destination.name == DEFAULT else None)

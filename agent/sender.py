@@ -32,6 +32,7 @@ SINGLE_ROUTE = "users/current/heartbeats"
 MAX_RETRY_AFTER = 3600.0
 NO_KEY = f"no API key configured: {KEY_SOURCES}"
 AUTH_RETRY = 900.0  # after a 401/403, try again this rarely until the key changes
+SINGLE_ACCEPTED = (201, 202)  # what the single route answers a heartbeat it took
 
 
 def basic_authorization(api_key: str) -> str:
@@ -317,6 +318,10 @@ class Sender:
             settled.extend(zip(batch, per_item, strict=True))
             return
         outcome = item_outcome(status)
+        if outcome is Outcome.DELIVERED:
+            # A 2xx without a result per heartbeat (a proxy's or login page, `{"status":
+            # "ok"}`, one result for ten) is no proof that any of them was taken.
+            raise _RequestFailed(self._unproven(status, body, f"{len(batch)} results"))
         if outcome is Outcome.REJECTED and len(batch) > 1:
             half = len(batch) // 2
             self._settle(batch[:half], authorization, settled)
@@ -337,7 +342,19 @@ class Sender:
         outcome = item_outcome(status)
         if outcome is Outcome.RETRY:
             raise _RequestFailed(f"HTTP {status} from the server")
-        return ItemResult(outcome, None if outcome is Outcome.DELIVERED else _reason(status, body))
+        if outcome is Outcome.DELIVERED:
+            if status not in SINGLE_ACCEPTED or not isinstance(body, dict) or "data" not in body:
+                raise _RequestFailed(self._unproven(status, body, "201 or 202 with its `data`"))
+            return ItemResult(outcome)
+        return ItemResult(outcome, _reason(status, body))
+
+    def _unproven(self, status: int, body: Any, expected: str) -> str:
+        """Why an answer that claims success does not prove delivery (for last_error)."""
+        return (
+            f"HTTP {status} from {display_url(self.endpoint.url)} with {_kind_of(body)},"
+            f" not {expected}: not counted as delivered; is [api] url the server's API"
+            " (a proxy or a login page answers like this)?"
+        )
 
     def _post(
         self, route: str, payload: Any, authorization: str, batch: Sequence[QueuedHeartbeat]
@@ -352,6 +369,13 @@ class Sender:
             raise _RequestFailed(
                 f"cannot reach {display_url(self.endpoint.url)}: {_describe(exc)}"
             ) from None
+        if response.is_redirect:
+            # Never followed: a redirect may lead off to plain http or to a login page.
+            target = urlsplit(response.headers.get("location", "")).hostname or "nowhere"
+            raise _RequestFailed(
+                f"HTTP {response.status_code} from {display_url(self.endpoint.url)}: redirects"
+                f" to {target}, not followed; set [api] url to the address that takes heartbeats"
+            )
         if response.status_code in (401, 403):
             raise _AuthRefused(
                 f"the server refused the credentials (HTTP {response.status_code});"
@@ -367,6 +391,21 @@ class Sender:
         except ValueError:
             body = response.text[:500]
         return response.status_code, body
+
+
+def _kind_of(body: Any) -> str:
+    """What an answer held, in words that quote nothing of it (it may be anyone's page)."""
+    if isinstance(body, dict):
+        keys = ", ".join(sorted(str(key) for key in body)[:5])
+        return f"a JSON object ({keys})" if keys else "an empty JSON object"
+    if isinstance(body, list):
+        return f"a JSON list of {len(body)}"
+    if isinstance(body, str):
+        text = body.lstrip().lower()
+        if text.startswith(("<!doctype html", "<html")):
+            return "an HTML page"
+        return "a body that is not JSON" if text else "an empty body"
+    return "a bare JSON value"
 
 
 def _describe(exc: httpx.HTTPError) -> str:
