@@ -135,7 +135,7 @@ def render(report: dict[str, Any]) -> str:
             )
     if report.get("database_reset"):
         lines.append(
-            _field("note", f"an unusable database was moved to {report['database_reset']}")
+            _field("note", f"found unusable at startup, moved to {report['database_reset']}")
         )
     lines += [_field("database", report["database"]), _field("socket", report["socket"])]
     return "\n".join(lines)
