@@ -11,6 +11,7 @@ import base64
 import enum
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -212,8 +213,16 @@ class Sender:
     # Credentials were refreshed after a 401 and not yet accepted: a second 401 pauses, so
     # a refresh that "succeeds" with tokens the server still refuses cannot loop hot.
     _refreshed: bool = False
+    # The server's results that the database could not take yet (a full disk).
+    _unrecorded: list[Settled] = field(default_factory=list)
 
     def step(self) -> StepResult:
+        if self._unrecorded:
+            # What the server took is not written down yet: sending it again would make a
+            # copy at the server, so nothing goes out until it is.
+            if self._record(self._unrecorded) is None:
+                return self._recording_failed()
+            self._unrecorded = []
         batch = self.store.pending(self.endpoint.name, self.batch_size)
         if not batch:
             return StepResult(Step.IDLE)
@@ -228,7 +237,8 @@ class Sender:
         try:
             self._settle(batch, authorization, settled)
         except _AuthRefused as exc:
-            self._store_results(settled)
+            if self._record(settled) is None:
+                return self._recording_failed()
             if not self._refreshed and self.endpoint.refresh():
                 self._refreshed = True
                 return StepResult(Step.PROGRESS)
@@ -236,7 +246,8 @@ class Sender:
             self._refused = authorization
             return self._pause(self.endpoint.problem() or str(exc))
         except _RequestFailed as exc:
-            self._store_results(settled)
+            if self._record(settled) is None:
+                return self._recording_failed()
             delay = self.backoff.next_delay(exc.retry_after)
             self.status.last_error = str(exc)
             self.status.retry_at = self.clock() + delay
@@ -244,7 +255,9 @@ class Sender:
                 log.warning("%s: %s; retrying in %.0f s", self.endpoint.name, exc, delay)
             return StepResult(Step.RETRY, delay=delay)
         self._refreshed = False
-        delivered, rejected = self._store_results(settled)
+        if (recorded := self._record(settled)) is None:
+            return self._recording_failed()
+        delivered, rejected = recorded
         recovered = self.status.paused or self.status.last_error
         self.status.paused = self.status.last_error = self.status.retry_at = None
         if recovered:
@@ -257,6 +270,29 @@ class Sender:
             return StepResult(Step.RETRY, delay, delivered, rejected)
         self.backoff.reset()
         return StepResult(Step.PROGRESS, 0.0, delivered, rejected)
+
+    def _record(self, settled: Sequence[Settled]) -> tuple[int, int] | None:
+        """`_store_results`, or None when the database cannot take it (a full disk): the
+        results are then held, to be written before anything else is sent."""
+        try:
+            counts = self._store_results(settled)
+        except sqlite3.Error as exc:
+            self._unrecorded = list(settled)
+            self.status.last_error = (
+                f"cannot record what the server answered ({exc}): {len(settled)} heartbeat(s)"
+                f" held and not sent again; {self.store.path} needs space"
+            )
+            return None
+        return counts
+
+    def _recording_failed(self) -> StepResult:
+        delay = self.backoff.next_delay()
+        self.status.retry_at = self.clock() + delay
+        if self.backoff.failures == 1:
+            log.error(
+                "%s: %s; trying again in %.0f s", self.endpoint.name, self.status.last_error, delay
+            )
+        return StepResult(Step.RETRY, delay=delay)
 
     def _store_results(self, settled: Sequence[Settled]) -> tuple[int, int]:
         """Mark what the server decided; (delivered, rejected) counts."""
@@ -450,8 +486,9 @@ class DeliveryLoop:
             self._force.clear()
             try:
                 result = self.sender.step()
-            except Exception:  # the loop must outlive any one failure
+            except Exception as exc:  # the loop must outlive any one failure
                 log.exception("%s: delivery step failed", self.sender.endpoint.name)
+                self.sender.status.last_error = f"delivery step failed: {exc}"
                 result = StepResult(Step.RETRY, self.sender.backoff.next_delay())
             if result.step is Step.PROGRESS:
                 continue
