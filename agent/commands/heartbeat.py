@@ -25,7 +25,7 @@ from agent.compat import (
     parse_args,
     read_extra_heartbeats,
 )
-from agent.ipc.client import DaemonUnavailable, IpcClient, socket_file
+from agent.ipc.client import DaemonUnavailable, IpcClient, UntrustedSocket, socket_file
 from agent.ipc.protocol import dumps
 
 TYPE_CHECKING = False
@@ -127,7 +127,10 @@ def _heartbeat(args: CompatArgs, log: CompatLog) -> int:
         with IpcClient(timeout=DAEMON_TIMEOUT) as client:
             answer = client.request(request)
     except DaemonUnavailable as exc:
-        log.debug(f"{exc}; writing to the queue directly")
+        if isinstance(exc, UntrustedSocket):  # worth a word: someone may be listening there
+            log.write("warning", f"{exc}; writing to the queue directly")
+        else:
+            log.debug(f"{exc}; writing to the queue directly")
         return _heartbeat_offline(args, extras, log, socket_file(), now)
     return _acknowledged(answer, [label for label, _ in items], log)
 
