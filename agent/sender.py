@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from agent.config import KEY_SOURCES
+from agent.redact import redact
 from agent.store import HeartbeatStore, QueuedHeartbeat
 from agent.useragent import request_headers
 
@@ -445,7 +446,7 @@ def _kind_of(body: Any) -> str:
 
 
 def _describe(exc: httpx.HTTPError) -> str:
-    text = str(exc) or type(exc).__name__
+    text = redact(str(exc)) or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text
 
 
@@ -488,7 +489,7 @@ class DeliveryLoop:
                 result = self.sender.step()
             except Exception as exc:  # the loop must outlive any one failure
                 log.exception("%s: delivery step failed", self.sender.endpoint.name)
-                self.sender.status.last_error = f"delivery step failed: {exc}"
+                self.sender.status.last_error = redact(f"delivery step failed: {exc}")
                 result = StepResult(Step.RETRY, self.sender.backoff.next_delay())
             if result.step is Step.PROGRESS:
                 continue
