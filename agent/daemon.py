@@ -26,7 +26,7 @@ from agent.builder import HeartbeatBuilder, detect_options
 from agent.config import ConfigError, Settings, load_settings
 from agent.destinations import DEFAULT, Destination, KeySource, Router, configured_destinations
 from agent.detect import Detector
-from agent.heartbeat import Heartbeat, HeartbeatError
+from agent.heartbeat import Heartbeat, HeartbeatError, timeliness_problems
 from agent.ignore import IgnoreRules
 from agent.ingest import Ingest
 from agent.ipc.protocol import MAX_BATCH, ProtocolError
@@ -301,9 +301,13 @@ class Daemon:
         heartbeats = []
         problems: list[tuple[int, str]] = []
         plugin_heartbeat = self.policy.plugin_heartbeat
+        now = self.clock()
         for index, item in enumerate(items):
             try:
-                heartbeats.append(Heartbeat.from_mapping(item))
+                hb = Heartbeat.from_mapping(item)
+                if untimely := timeliness_problems(hb, now):
+                    raise HeartbeatError(untimely)
+                heartbeats.append(hb)
             except HeartbeatError as exc:
                 prefix = "heartbeat" if single else f"heartbeats[{index}]"
                 problems.append(
