@@ -4,17 +4,14 @@ sent again because the disk was full when it was to be recorded."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 import sqlite3
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from diskfull import fill, small_disk
 from test_sender import make_sender
 from wakaserver import FakeWakaTime
 
@@ -112,39 +109,20 @@ def test_the_databases_own_wal_is_replayed(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MB tmpfs of its own, so the test can fill it up for real."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
-    try:
+def disk(tmp_path: Path) -> Iterator[Path]:
+    with small_disk(tmp_path / "disk", "2m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(folder: Path) -> Path:
-    """Write a file until the disk refuses more; the file (delete it to free the space)."""
-    filler = folder / "filler"
-    with open(filler, "wb", buffering=0) as file, contextlib.suppress(OSError):
-        while True:
-            file.write(b"\0" * 4096)
-    return filler
 
 
 def test_a_full_disk_while_recording_a_delivery_sends_nothing_twice(
-    small_disk: Path, waka: FakeWakaTime
+    disk: Path, waka: FakeWakaTime
 ) -> None:
-    store = HeartbeatStore(small_disk / "q.sqlite3")
+    store = HeartbeatStore(disk / "q.sqlite3")
     sent = beats(60)
     queue(store, sent)
     store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # any write now needs new space
     sender = make_sender(store, waka)
-    filler = fill(small_disk)
+    filler = fill(disk)
     try:
         result = sender.step()
         assert result.step is Step.RETRY and len(waka.received) == 25
@@ -161,4 +139,3 @@ def test_a_full_disk_while_recording_a_delivery_sends_nothing_twice(
     assert received == Counter((hb.entity, hb.time) for hb in sent)  # each once
     assert store.counts().delivered == 60 and sender.status.last_error is None
     store.close()
-    assert shutil.disk_usage(small_disk).free > 0 and os.path.exists(store.path)
