@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -41,12 +42,19 @@ from agent.sender import (
     display_url,
 )
 from agent.stats import iso_time
-from agent.store import HeartbeatStore
+from agent.store import HeartbeatStore, StoreError
 from agent.transport import DeliveryClient
 from agent.useragent import machine_name
-from agent.watcher import FileWatcher
+from agent.watcher import FileWatcher, watch_limit_hint
 
 log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The daemon cannot start: its files cannot be used (a folder where the database
+    goes, no permission, a read-only or full disk). One line says why; restarting it
+    unchanged would fail the same way."""
+
 
 PROJECT_MARKERS = (".git", ".hg", ".svn", ".wakatime-project")
 STATUS_BAR_ROUTE = "users/current/status_bar/today"
@@ -86,6 +94,7 @@ class Daemon:
         self.deliveries: dict[str, DeliveryLoop] = {}
         self.destinations: list[Destination] = []
         self.watcher: FileWatcher | None = None
+        self.watch_problem: str | None = None  # why the watcher is not running
         self.ipc: IpcServer | None = None
         self.server_today = CachedFetch(self._fetch_status_bar, clock)
         self.commits = 0
@@ -103,7 +112,12 @@ class Daemon:
 
     async def serve(self) -> None:
         self._loop = asyncio.get_running_loop()
-        await self.startup()
+        try:
+            await self.startup()
+        except (StoreError, sqlite3.Error, OSError) as exc:
+            where = self.settings.database_path()
+            text = str(exc) if isinstance(exc, StoreError | OSError) else f"{where}: {exc}"
+            raise StartupError(f"cannot start: {text}") from exc
         try:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._loop.add_signal_handler(sig, self._stop.set)
@@ -173,7 +187,7 @@ class Daemon:
         roots = [r for r in self.watch_roots() if os.path.isdir(r)]
         for missing in set(self.watch_roots()) - set(roots):
             log.warning("watch path %s is not a folder; not watching it", missing)
-        self.watcher = FileWatcher(
+        watcher = FileWatcher(
             roots,
             ignore,
             self._on_write,
@@ -181,7 +195,15 @@ class Daemon:
             follow_symlinks=watch.follow_symlinks,
             on_remove=self._on_remove,
         )
-        self.watcher.start()
+        try:
+            watcher.start()
+        except OSError as exc:
+            # Plugins' heartbeats still count: run without the watcher, and say so.
+            self.watch_problem = f"file watcher off: {watch_limit_hint(exc)}"
+            log.error("%s; reload (SIGHUP) to try again", self.watch_problem)
+            self.watcher = None
+            return
+        self.watcher, self.watch_problem = watcher, None
         log.info("watching %s", ", ".join(roots) or "nothing")
 
     def _own_files(self) -> tuple[str, ...]:
@@ -528,6 +550,7 @@ class Daemon:
                 "version": __version__,
                 "uptime_seconds": round(self.clock() - self.started, 3),
                 "watching": self.watcher.roots if self.watcher else [],
+                "watch_problem": self.watch_problem,
                 "queued": counts.queued,
                 "rejected": counts.rejected,
                 "delivered_total": counts.delivered,

@@ -155,10 +155,28 @@ _DELIVERY_ROW = _RowInsert(
 )
 
 
-def _store_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
+def _store_error(path: Path, exc: sqlite3.DatabaseError | OSError) -> StoreError:
     """OperationalError is trouble around the file (lock, permissions, disk); any other
     DatabaseError is the file itself (not a database, malformed)."""
-    return StoreError(f"{path}: {exc}", unusable=not isinstance(exc, sqlite3.OperationalError))
+    if isinstance(exc, OSError | sqlite3.OperationalError):
+        return StoreError(f"{path}: {_access_problem(path) or exc}")
+    return StoreError(f"{path}: {exc}", unusable=True)
+
+
+def _access_problem(path: Path) -> str | None:
+    """Why the database's file or folder cannot be used, in words SQLite does not have."""
+    if path.is_dir():
+        return "a folder is where the database file goes; move it away or set [queue] path"
+    for target in (path, path.parent):
+        try:
+            info = target.stat()
+        except OSError:
+            continue
+        if info.st_uid != os.getuid() and not os.access(target, os.R_OK | os.W_OK):
+            return f"{target} belongs to uid {info.st_uid}; it must be yours"
+        if not os.access(target, os.W_OK):
+            return f"{target} is read-only; the queue needs to write there"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +251,7 @@ class HeartbeatStore:
         self._destination_ids: dict[str, int] = {}
         try:
             self._db = connect(path, timeout=timeout)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, OSError) as exc:
             raise _store_error(path, exc) from exc
         self._max_parameters = self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         try:

@@ -1,4 +1,5 @@
-"""A real full disk: a small tmpfs mounted for one test (root only), and filling it up."""
+"""A real full or read-only disk: a small tmpfs mounted for one test (root only), and
+filling it up."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import pytest
 
 
 @contextlib.contextmanager
-def small_disk(mount: Path, size: str = "4m") -> Iterator[Path]:
-    """A tmpfs of `size` at mount; the test is skipped, saying why, where none can be made."""
+def small_disk(mount: Path, size: str = "4m", *, read_only: bool = False) -> Iterator[Path]:
+    """A tmpfs of `size` at mount (read-only: even root cannot write there); the test is
+    skipped, saying why, where none can be made."""
     mount.mkdir(parents=True, exist_ok=True)
+    options = f"size={size},mode=0700" + (",ro" if read_only else "")
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
         capture_output=True,
         text=True,
     )

@@ -129,7 +129,10 @@ def render(report: dict[str, Any]) -> str:
     lines = [
         f"heartbeat-agent {report.get('version', '')} running"
         f" (pid {report['pid']}, up {format_duration(report['uptime_seconds'])})",
-        _field("watching", ", ".join(report["watching"]) or "nothing"),
+        _field(
+            "watching",
+            ", ".join(report["watching"]) or report.get("watch_problem") or "nothing",
+        ),
         _field("today", format_duration(report["today_seconds"])),
         _field(
             "queue",
