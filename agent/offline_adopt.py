@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agent.autostart import answers
-from agent.heartbeat import Heartbeat, HeartbeatError
+from agent.heartbeat import Heartbeat, HeartbeatError, timeliness_problems
 from agent.ipc.protocol import MAX_BATCH, ProtocolError
 from agent.store import HeartbeatStore, StoreError
 
@@ -43,10 +43,10 @@ def adopt_offline_requests(
     stored = 0
     while batch := store.offline_requests(OFFLINE_BATCH):
         rows: list[tuple[Heartbeat, list[str]]] = []
-        for request_id, request in batch:
-            rows += _rows(request_id, request, builder, router, take_key)
+        for request_id, received, request in batch:
+            rows += _rows(request_id, received, request, builder, router, take_key)
         try:
-            store.add(rows, offline_requests=[request_id for request_id, _ in batch])
+            store.add(rows, offline_requests=[request_id for request_id, _, _ in batch])
         except StoreError as exc:  # another process adopted them meanwhile
             log.debug("offline requests: %s", exc)
             continue
@@ -76,6 +76,7 @@ def open_adopted(settings: Settings) -> HeartbeatStore:
 
 def _rows(
     request_id: int,
+    received: float,
     request: Any,
     builder: HeartbeatBuilder,
     router: Router,
@@ -84,7 +85,7 @@ def _rows(
     try:
         if not isinstance(request, dict):
             raise ProtocolError("not a JSON object")
-        heartbeats, problems, key = read_heartbeat_request(request)
+        heartbeats, problems, key = read_heartbeat_request(request, received)
     except ProtocolError as exc:
         log.warning("offline request %d dropped: %s", request_id, exc)
         return []
@@ -100,10 +101,11 @@ def _rows(
 
 
 def read_heartbeat_request(
-    request: dict[str, Any],
+    request: dict[str, Any], now: float
 ) -> tuple[list[Heartbeat], list[tuple[int, str]], str | None]:
     """A `heartbeat`/`heartbeats` request's valid heartbeats, the problems of the others
-    (index, message naming each field) and the plugin's API key. Raises ProtocolError for
+    (index, message naming each field) and the plugin's API key; `now` is when it was
+    received (times servers would refuse are judged against it). Raises ProtocolError for
     a malformed request, or for any invalid heartbeat unless it asks `skip_invalid` (the
     compat command's extras: store the good ones, name the rest)."""
     single = request.get("op") == "heartbeat"
@@ -119,7 +121,10 @@ def read_heartbeat_request(
     problems: list[tuple[int, str]] = []
     for index, item in enumerate(items):
         try:
-            heartbeats.append(Heartbeat.from_mapping(item))
+            hb = Heartbeat.from_mapping(item)
+            if untimely := timeliness_problems(hb, now):
+                raise HeartbeatError(untimely)
+            heartbeats.append(hb)
         except HeartbeatError as exc:
             prefix = "heartbeat" if single else f"heartbeats[{index}]"
             problems.append(

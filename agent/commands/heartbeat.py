@@ -25,7 +25,7 @@ from agent.compat import (
     parse_args,
     read_extra_heartbeats,
 )
-from agent.ipc.client import DaemonUnavailable, IpcClient, socket_file
+from agent.ipc.client import DaemonUnavailable, IpcClient, UntrustedSocket, socket_file
 from agent.ipc.protocol import dumps
 
 TYPE_CHECKING = False
@@ -125,7 +125,8 @@ def _heartbeat(args: CompatArgs, log: CompatLog) -> int:
         extras, problems = read_extra_heartbeats(sys.stdin)
         for problem in problems:
             log.write("warning", problem)
-    items = heartbeat_dicts(args, extras, time.time())
+    now = time.time()  # one moment: a fallback after a timeout stores the same heartbeat
+    items = heartbeat_dicts(args, extras, now)
     if not items:
         log.debug("every heartbeat was excluded by --exclude")
         return ExitCode.SUCCESS
@@ -137,7 +138,10 @@ def _heartbeat(args: CompatArgs, log: CompatLog) -> int:
         with IpcClient(timeout=DAEMON_TIMEOUT) as client:
             answer = client.request(request)
     except DaemonUnavailable as exc:
-        log.debug(f"{exc}; writing to the queue directly")
+        if isinstance(exc, UntrustedSocket):  # worth a word: someone may be listening there
+            log.write("warning", f"{exc}; writing to the queue directly")
+        else:
+            log.debug(f"{exc}; writing to the queue directly")
         return _heartbeat_offline(request, labels, log, socket_file())
     return _acknowledged(answer, labels, log)
 
