@@ -123,7 +123,8 @@ def not_a_folder(value: Path | None) -> Path | None:
     """A database file's path: naming an existing folder is a mistake worth one clear line."""
     if value is not None and value.expanduser().is_dir():
         raise ValueError(
-            f"{value} is a folder; name the database file (e.g. {value}/heartbeats.sqlite3)"
+            f"{value}: a folder is where the database file goes; name a file in it"
+            f" (e.g. {value}/heartbeats.sqlite3)"
         )
     return value
 

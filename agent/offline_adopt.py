@@ -46,11 +46,11 @@ def adopt_offline_requests(
         for request_id, received, request in batch:
             rows += _rows(request_id, received, request, builder, router, take_key)
         try:
-            store.add(rows, offline_requests=[request_id for request_id, _, _ in batch])
+            added = store.add(rows, offline_requests=[request_id for request_id, _, _ in batch])
         except StoreError as exc:  # another process adopted them meanwhile
             log.debug("offline requests: %s", exc)
             continue
-        stored += len(rows)
+        stored += len(added)  # without those the daemon had stored already (a timed-out call)
     if stored:
         log.info("stored %d heartbeat(s) queued while no daemon ran", stored)
     return stored

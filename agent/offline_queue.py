@@ -77,7 +77,7 @@ def locations() -> Locations:
     if isinstance(database, str) and database:
         database = os.path.expanduser(database)
         if os.path.isdir(database):
-            found.problem = f"queue.path: {database} is a folder"
+            found.problem = f"queue.path: {database}: a folder is where the database file goes"
         else:
             found.database = os.path.abspath(database)
     if SETTINGS_SOCKET_ENV not in env:

@@ -316,8 +316,9 @@ def test_unknown_flags_are_ignored(setup: Setup, daemon: AgentProcess, waka: Fak
 
 
 def test_offline_count_and_print_without_a_daemon(setup: Setup) -> None:
+    start = time.time() - 300  # recent: the daemon's rules refuse a year-old heartbeat
     for index in range(3):
-        run_cli(["--entity", f"/tmp/q{index}.txt", "--time", str(1_700_000_000 + index)], setup.env)
+        run_cli(["--entity", f"/tmp/q{index}.txt", "--time", str(start + index)], setup.env)
 
     count = run_cli(["--offline-count"], setup.env)
     printed = run_cli(["--print-offline-heartbeats", "2"], setup.env)

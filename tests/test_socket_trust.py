@@ -93,9 +93,9 @@ def test_the_compat_command_sends_nothing_to_a_planted_socket(
 ) -> None:
     done = run(env, "heartbeat", "--entity", str(tmp_path / "a.py"), "--key", KEY, "--write")
     assert planted.received == []
-    with sqlite3.connect(env["HEARTBEAT_AGENT_QUEUE__PATH"]) as db:
-        [(entity,)] = db.execute("SELECT entity FROM heartbeats").fetchall()
-    assert entity == str(tmp_path / "a.py")
+    with sqlite3.connect(env["HEARTBEAT_AGENT_QUEUE__PATH"]) as db:  # for a daemon to take
+        [(request,)] = db.execute("SELECT request FROM offline_requests").fetchall()
+    assert [hb["entity"] for hb in json.loads(request)["heartbeats"]] == [str(tmp_path / "a.py")]
     assert done.returncode == 102, done  # queued offline, as wakatime-cli says it
     log = (tmp_path / "home" / ".wakatime" / "wakatime.log").read_text()
     assert f"refusing {planted.path}" in log and KEY not in log

@@ -67,7 +67,7 @@ def test_a_bad_variable_is_one_line_and_exit_78(
     [
         ("[watch]\nexclude = ['(unclosed']\n", "watch.exclude: invalid regular expression"),
         ("[watch]\ninclude = ['*.py']\n", "watch.include: invalid regular expression"),
-        ("[queue]\npath = '{folder}'\n", "queue.path: {folder} is a folder"),
+        ("[queue]\npath = '{folder}'\n", "queue.path: {folder}: a folder is where the database"),
     ],
 )
 def test_a_bad_file_value_is_one_line_and_exit_78(tmp_path: Path, text: str, expected: str) -> None:

@@ -44,10 +44,15 @@ def workdir(tmp_path: Path) -> Path:
 
 
 def test_a_folder_where_the_database_goes(tmp_path: Path, workdir: Path) -> None:
+    """Caught with the settings, so every command says it, naming where it was set."""
     env = agent_env(tmp_path, "http://127.0.0.1:9/api/v1")
     database_of(env).mkdir(parents=True)
-    line = start_fails(env, workdir)
-    assert f"{database_of(env)}: a folder is where the database file goes" in line
+    done = subprocess.run(
+        [AGENT, "run"], env=env, cwd=workdir, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 78 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("agent: environment HEARTBEAT_AGENT_QUEUE__PATH: queue.path: ")
+    assert f"{database_of(env)}: a folder is where the database file goes" in done.stderr
 
 
 def test_a_read_only_data_folder(tmp_path: Path, workdir: Path) -> None:
