@@ -39,6 +39,8 @@ def private_folder(socket_path: str) -> str:
         raise PermissionError(f"{folder} is not a real folder; refusing to use it")
     if info.st_uid != os.getuid():
         raise PermissionError(f"{folder} belongs to another user; refusing to use it")
+    if stat.S_IMODE(info.st_mode) & 0o077:  # ours, but others could plant a lock in it
+        os.chmod(folder, 0o700)
     return folder
 
 
