@@ -99,6 +99,7 @@ class Daemon:
         self.destinations: list[Destination] = []
         self.watcher: FileWatcher | None = None
         self.watch_plan: WatchPlan | None = None
+        self.started_in = os.getcwd()  # watched when no paths are configured (not ~, though)
         self._rescan: asyncio.TimerHandle | None = None
         self.watch_problem: str | None = None  # why the watcher is not running
         self.ipc: IpcServer | None = None
@@ -199,7 +200,7 @@ class Daemon:
 
     def _plan_watch(self) -> WatchPlan:
         watch = self.settings.watch
-        return plan_watch(watch.paths, os.getcwd(), os.path.expanduser("~"), watch.ignored_dirs)
+        return plan_watch(watch.paths, self.started_in, os.path.expanduser("~"), watch.ignored_dirs)
 
     def _rescan_due(self) -> None:
         """Plan the watch again every [watch] rescan_interval: a folder created since (a
