@@ -1,10 +1,14 @@
 """Completing what the compat command queued while no daemon ran (agent.offline_queue).
 
-Each waiting request goes through what a request on the socket goes through: the same
-validation (`read_heartbeat_request`, shared with the daemon), then the builder (detection,
-privacy rules) and the router, so deferring a heartbeat loses no field and no rule. A batch
-is stored in the transaction that removes its requests from the waiting table, and that
-transaction fails if another process took them first: each request is stored once.
+Each request goes through what a request on the socket goes through: the same validation
+(`read_heartbeat_request`, shared with the daemon; a heartbeat's time is judged against
+when it was queued), then the builder (detection, privacy rules) and the router, so
+deferring a heartbeat loses no field and no rule.
+
+The spool is taken whole: renamed to `*.taking` (new requests start a new spool), locked
+(an appender still writing to it finishes first), read, stored, removed. One process
+takes it at a time (`*.lock`). A crash before the removal leaves `*.taking` to be read
+again; the store keeps one copy of a heartbeat (its identity), so none is stored twice.
 
 The daemon adopts at startup, on `flush` and every OFFLINE_CHECK_INTERVAL; commands that
 read the queue without a daemon (`--today`, `--offline-count`, `agent queue`, ...) adopt
@@ -13,14 +17,18 @@ first, so what they show includes them.
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agent.autostart import answers
 from agent.heartbeat import Heartbeat, HeartbeatError, timeliness_problems
 from agent.ipc.protocol import MAX_BATCH, ProtocolError
-from agent.store import HeartbeatStore, StoreError
+from agent.offline_queue import spool_file
+from agent.store import HeartbeatStore
 
 if TYPE_CHECKING:
     from agent.builder import HeartbeatBuilder
@@ -29,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OFFLINE_BATCH = 200  # offline requests completed in one transaction
+ADOPT_BATCH = 1000  # heartbeats stored in one transaction at most
 
 
 def adopt_offline_requests(
@@ -38,21 +46,56 @@ def adopt_offline_requests(
     router: Router,
     take_key: Callable[[str], None] = lambda _key: None,
 ) -> int:
-    """Store every waiting request's heartbeats; how many were stored. `take_key` gets a
+    """Store the heartbeats of every waiting request; how many were new. `take_key` gets a
     plugin's `--key` (the daemon's own key, if it has one, still comes first)."""
-    stored = 0
-    while batch := store.offline_requests(OFFLINE_BATCH):
-        rows: list[tuple[Heartbeat, list[str]]] = []
-        for request_id, received, request in batch:
-            rows += _rows(request_id, received, request, builder, router, take_key)
+    spool = spool_file(store.path)
+    taking = spool + ".taking"
+    if not (os.path.exists(spool) or os.path.exists(taking)):
+        return 0
+    guard = os.open(spool + ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
         try:
-            added = store.add(rows, offline_requests=[request_id for request_id, _, _ in batch])
-        except StoreError as exc:  # another process adopted them meanwhile
-            log.debug("offline requests: %s", exc)
-            continue
-        stored += len(added)  # without those the daemon had stored already (a timed-out call)
+            fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0  # another process is taking them
+        if not os.path.exists(taking):
+            try:
+                os.rename(spool, taking)
+            except FileNotFoundError:
+                return 0
+        stored = _adopt_file(taking, store, builder, router, take_key)
+        os.unlink(taking)
+    finally:
+        os.close(guard)
     if stored:
         log.info("stored %d heartbeat(s) queued while no daemon ran", stored)
+    return stored
+
+
+def _adopt_file(
+    path: str,
+    store: HeartbeatStore,
+    builder: HeartbeatBuilder,
+    router: Router,
+    take_key: Callable[[str], None],
+) -> int:
+    stored = 0
+    rows: list[tuple[Heartbeat, list[str]]] = []
+    with open(path, "rb") as file:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX)  # an appender that had it open finishes
+        for number, line in enumerate(file, 1):
+            try:
+                entry = json.loads(line)
+                received, request = float(entry["received"]), entry["request"]
+            except (ValueError, KeyError, TypeError):  # a line cut short by a crash
+                log.warning("%s line %d: not a queued request; skipped", path, number)
+                continue
+            rows += _rows(number, received, request, builder, router, take_key)
+            if len(rows) >= ADOPT_BATCH:
+                stored += len(store.add(rows))
+                rows = []
+    if rows:
+        stored += len(store.add(rows))  # a copy the daemon stored already is not added again
     return stored
 
 
@@ -61,7 +104,7 @@ def open_adopted(settings: Settings) -> HeartbeatStore:
     adopts them itself, and keeps a plugin's key it finds in them)."""
     store = HeartbeatStore(settings.database_path())
     try:
-        if store.offline_requests(1) and not answers(str(settings.socket_path())):
+        if _waiting(store) and not answers(str(settings.socket_path())):
             from agent.builder import HeartbeatBuilder, detect_options
             from agent.destinations import Router, configured_destinations
             from agent.detect import Detector
@@ -74,8 +117,13 @@ def open_adopted(settings: Settings) -> HeartbeatStore:
     return store
 
 
+def _waiting(store: HeartbeatStore) -> bool:
+    spool = spool_file(store.path)
+    return os.path.exists(spool) or os.path.exists(spool + ".taking")
+
+
 def _rows(
-    request_id: int,
+    line: int,
     received: float,
     request: Any,
     builder: HeartbeatBuilder,
@@ -87,10 +135,10 @@ def _rows(
             raise ProtocolError("not a JSON object")
         heartbeats, problems, key = read_heartbeat_request(request, received)
     except ProtocolError as exc:
-        log.warning("offline request %d dropped: %s", request_id, exc)
+        log.warning("offline request %d dropped: %s", line, exc)
         return []
     for _index, message in problems:
-        log.warning("offline request %d: dropped %s", request_id, message)
+        log.warning("offline request %d: dropped %s", line, message)
     if key:
         take_key(key)
     rows = []

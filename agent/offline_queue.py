@@ -1,13 +1,15 @@
 """The compat command when no daemon answers: the plugin's request, exactly as it would have
-gone over the socket, committed to the daemon's database for the daemon to complete.
+gone over the socket, appended to a spool file beside the daemon's database for the daemon
+to complete.
 
-Standard library only (sqlite3, tomllib, json): a plugin spawns this on every save while no
-daemon runs, and pydantic, detection and the store cost ~300 ms to import. So nothing is
-detected or routed here: the request (heartbeats with every field and per-call rule the
-flags gave, and the plugin's `--key`) waits in the `offline_requests` table, and the daemon
-puts it through the same validation, detection, privacy rules and routing as a request on
-the socket when it next starts (and every OFFLINE_CHECK seconds while it runs), in the
-transaction that removes it from that table.
+Standard library only: a plugin spawns this on every save while no daemon runs, and
+pydantic, detection and the store cost ~300 ms to import; even sqlite3 costs ~7 ms to import
+and ~15 ms a commit (each call is the database's last connection, so closing it checkpoints
+the WAL). So nothing is detected or routed here: one JSON line (when it was received, and
+the request: heartbeats with every field and per-call rule the flags gave, and the plugin's
+`--key`) is appended to `offline-requests.jsonl` (0600, in the database's 0700 folder)
+under an flock and fsync'ed. The daemon (agent.offline_adopt) puts each request through the
+same validation, detection, privacy rules and routing as a request on the socket.
 
 Only the settings this needs are read here, the way `agent.config` reads them: the
 database and socket locations, `[daemon] autostart`, and whether any API key is configured.
@@ -25,11 +27,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-OFFLINE_TABLE = (
-    "CREATE TABLE IF NOT EXISTS offline_requests"
-    " (id INTEGER PRIMARY KEY, received REAL NOT NULL, request TEXT NOT NULL)"
-)
 DATABASE_NAME = "heartbeats.sqlite3"
+SPOOL_NAME = "offline-requests.jsonl"
+APPEND_ATTEMPTS = 20  # the daemon may take the file away between our open and our lock
 # pydantic's spellings of a boolean, which `agent.config` accepts.
 _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
 _FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
@@ -164,27 +164,54 @@ def _read_toml(path: str, required: bool) -> dict[str, Any]:
         raise ValueError(f"{path}: invalid TOML: {exc}") from None
 
 
-def write_request(database: str, request: dict[str, Any], now: float) -> None:
-    """Commit one request (durable on return), creating the private folder and file as the
-    store does; WAL and a busy timeout, so a daemon starting meanwhile is no problem."""
-    import sqlite3
+def spool_file(database: str | os.PathLike[str]) -> str:
+    """The spool beside the database (so a test's temporary queue path isolates it too)."""
+    return os.path.join(os.path.dirname(os.fspath(database)), SPOOL_NAME)
 
+
+def write_request(database: str, request: dict[str, Any], now: float) -> None:
+    """Append one request to the spool, durable on return (the file, and the folder entry
+    of a new one, fsync'ed). The lock orders appenders and the daemon taking the file:
+    once locked, the open file must still be the one at the path, else it was taken."""
+    import fcntl
+
+    path = spool_file(database)
+    line = (dumps({"received": now, "request": request}) + "\n").encode()
     try:
-        os.makedirs(os.path.dirname(database), mode=0o700, exist_ok=True)
-        os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
-        db = sqlite3.connect(database, timeout=10.0, isolation_level=None)
-    except (OSError, sqlite3.Error) as exc:
-        raise OfflineQueueError(f"{database}: {exc}") from None
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        for _ in range(APPEND_ATTEMPTS):
+            fd = os.open(
+                path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+            )
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                opened = os.fstat(fd)
+                try:
+                    current = os.stat(path, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if (current.st_dev, current.st_ino) != (opened.st_dev, opened.st_ino):
+                    continue
+                _write_all(fd, line)
+                os.fsync(fd)
+                if opened.st_size == 0:  # a new file: its name must survive a crash too
+                    _fsync_folder(os.path.dirname(path))
+                return
+            finally:
+                os.close(fd)
+    except OSError as exc:
+        raise OfflineQueueError(f"{path}: {exc}") from None
+    raise OfflineQueueError(f"{path}: taken away {APPEND_ATTEMPTS} times while appending")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _fsync_folder(folder: str) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("BEGIN IMMEDIATE")
-        db.execute(OFFLINE_TABLE)
-        db.execute(
-            "INSERT INTO offline_requests (received, request) VALUES (?, ?)", (now, dumps(request))
-        )
-        db.execute("COMMIT")
-    except sqlite3.Error as exc:
-        raise OfflineQueueError(f"{database}: {exc}") from None
+        os.fsync(fd)
     finally:
-        db.close()
+        os.close(fd)

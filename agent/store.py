@@ -408,16 +408,13 @@ class HeartbeatStore:
         self,
         items: Sequence[tuple[Heartbeat, Iterable[str]]],
         payloads: Sequence[str] | None = None,
-        *,
-        offline_requests: Sequence[int] = (),
     ) -> list[int]:
         """Commit heartbeats, each queued for the named destinations; durable on return.
         A heartbeat already stored (the same identity) is not stored again: the ids are
         those of the new ones.
 
         `payloads`, each heartbeat's `payload()`, when it was made beforehand (the ingest
-        makes them while the previous group commits). `offline_requests`: the ids of the
-        offline requests these heartbeats complete, removed in the same transaction.
+        makes them while the previous group commits).
         """
         if payloads is None:
             payloads = [payload(hb) for hb, _ in items]
@@ -462,13 +459,6 @@ class HeartbeatStore:
                     for name in destinations
                 ],
             )
-            if offline_requests:
-                taken = self._db.execute(
-                    f"DELETE FROM offline_requests WHERE id IN ({_marks(offline_requests)})",
-                    tuple(offline_requests),
-                ).rowcount
-                if taken != len(offline_requests):  # rolled back: adopted elsewhere first
-                    raise StoreError(f"{self.path}: offline requests were taken meanwhile")
         return list(ids)
 
     def _insert(self, row: _RowInsert, rows: list[tuple[Any, ...]]) -> None:
@@ -618,27 +608,6 @@ class HeartbeatStore:
             sql += f" AND {alias}destination_id = ?"
             args = (*args, self.destination_id(destination))
         return sql, args
-
-    def offline_requests(self, limit: int) -> list[tuple[int, float, Any]]:
-        """The oldest requests the compat command committed while no daemon ran (id, when,
-        the request as it would have come over the socket); see agent.offline_queue."""
-        try:
-            rows = self._db.execute(
-                "SELECT id, received, request FROM offline_requests ORDER BY id LIMIT ?",
-                (limit,),
-            ).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return []
-            raise
-        found = []
-        for request_id, received, text in rows:
-            try:
-                request = json.loads(text)
-            except ValueError:
-                request = None  # removed with the next commit, logged there
-            found.append((request_id, received, request))
-        return found
 
     def history(self, start: float, end: float) -> list[HistoryRow]:
         """Heartbeats with start <= time < end, in time order (for local durations)."""

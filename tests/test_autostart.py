@@ -8,6 +8,8 @@ import json
 import os
 import signal
 import socket
+import sqlite3
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -230,3 +232,70 @@ def test_deferred_heartbeats_equal_the_ones_a_daemon_builds_at_once(
         "debugging",
     )
     assert {hb["entity"] for hb in direct} >= {"HIDDEN.py", "https://example.org/docs"}
+
+
+def spool(env: dict[str, str]) -> Path:
+    return Path(env["HEARTBEAT_AGENT_QUEUE__PATH"]).parent / "offline-requests.jsonl"
+
+
+def stored_entities(env: dict[str, str]) -> list[str]:
+    with sqlite3.connect(env["HEARTBEAT_AGENT_QUEUE__PATH"]) as db:
+        return sorted(row[0] for row in db.execute("SELECT entity FROM heartbeats"))
+
+
+def test_calls_queued_while_the_queue_is_taken_are_each_stored_once(tmp_path: Path) -> None:
+    """Plugins append to the spool while another process takes it (a command reading the
+    queue without a daemon adopts what waits): every heartbeat is stored, once."""
+    env = agent_env(tmp_path)
+    now = time.time()
+    calls = [
+        subprocess.Popen(
+            [WAKATIME_CLI, "--entity", f"/tmp/f{i:02}.py", "--time", str(now - 100 + i)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i in range(24)
+    ]
+    takers = [
+        subprocess.run([AGENT, "queue", "count"], env=env, capture_output=True, timeout=60)
+        for _ in range(3)
+    ]
+    assert {call.wait(timeout=60) for call in calls} == {102}
+    assert all(taker.returncode == 0 for taker in takers)
+
+    count = plugin_call(env, "--offline-count")
+
+    assert count.stdout == "24\n"
+    assert stored_entities(env) == [f"/tmp/f{i:02}.py" for i in range(24)]
+    assert not spool(env).exists()
+    assert not Path(str(spool(env)) + ".taking").exists()
+
+
+def test_a_spool_taken_before_a_crash_is_read_again_without_copies(tmp_path: Path) -> None:
+    env = agent_env(tmp_path)
+    now = time.time()
+    assert plugin_call(env, "--entity", "/tmp/a.py", "--time", str(now - 9)).returncode == 102
+    assert stat.S_IMODE(os.stat(spool(env)).st_mode) == 0o600  # private, as the database
+    assert plugin_call(env, "--offline-count").stdout == "1\n"  # stored, spool removed
+    # A taker stored /tmp/a.py, then died before removing what it took, and an appender's
+    # line was cut short by a crash:
+    request = {"op": "heartbeats", "heartbeats": [{"entity": "/tmp/a.py", "time": now - 9}]}
+    taken = Path(str(spool(env)) + ".taking")
+    taken.write_text(
+        json.dumps({"received": now, "request": request})
+        + "\n"
+        + json.dumps(
+            {
+                "received": now,
+                "request": {**request, "heartbeats": [{"entity": "/tmp/b.py", "time": now - 5}]},
+            }
+        )
+        + '\n{"received": 1, "requ'
+    )
+
+    count = plugin_call(env, "--offline-count")
+
+    assert count.stdout == "2\n"
+    assert stored_entities(env) == ["/tmp/a.py", "/tmp/b.py"]
+    assert not taken.exists()

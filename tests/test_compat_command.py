@@ -75,9 +75,9 @@ class Setup:
 
     def waiting(self) -> list[dict]:
         """Heartbeats the command queued for a daemon to complete, oldest first."""
-        with sqlite3.connect(self.env["HEARTBEAT_AGENT_QUEUE__PATH"]) as db:
-            requests = db.execute("SELECT request FROM offline_requests ORDER BY id")
-            return [hb for row in requests for hb in json.loads(row[0])["heartbeats"]]
+        spool = Path(self.env["HEARTBEAT_AGENT_QUEUE__PATH"]).parent / "offline-requests.jsonl"
+        lines = spool.read_text().splitlines() if spool.exists() else []
+        return [hb for line in lines for hb in json.loads(line)["request"]["heartbeats"]]
 
     @property
     def log(self) -> str:

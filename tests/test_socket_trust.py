@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -93,9 +92,11 @@ def test_the_compat_command_sends_nothing_to_a_planted_socket(
 ) -> None:
     done = run(env, "heartbeat", "--entity", str(tmp_path / "a.py"), "--key", KEY, "--write")
     assert planted.received == []
-    with sqlite3.connect(env["HEARTBEAT_AGENT_QUEUE__PATH"]) as db:  # for a daemon to take
-        [(request,)] = db.execute("SELECT request FROM offline_requests").fetchall()
-    assert [hb["entity"] for hb in json.loads(request)["heartbeats"]] == [str(tmp_path / "a.py")]
+    spool = Path(env["HEARTBEAT_AGENT_QUEUE__PATH"]).parent / "offline-requests.jsonl"
+    [line] = spool.read_text().splitlines()  # for a daemon to take
+    assert [hb["entity"] for hb in json.loads(line)["request"]["heartbeats"]] == [
+        str(tmp_path / "a.py")
+    ]
     assert done.returncode == 102, done  # queued offline, as wakatime-cli says it
     log = (tmp_path / "home" / ".wakatime" / "wakatime.log").read_text()
     assert f"refusing {planted.path}" in log and KEY not in log
