@@ -484,6 +484,21 @@ def test_the_fast_path_imports_nothing_heavy(setup: Setup, daemon: AgentProcess)
     assert (result.stdout, result.stderr) == ("0 []", "")
 
 
+def test_without_a_daemon_the_fallback_imports_nothing_heavy_either(setup: Setup) -> None:
+    """No daemon: the request goes to the spool with the standard library's startup set
+    (and fcntl); no settings, store, detection or sqlite3."""
+    result = run_cli(
+        ["-c", FAST_PATH_PROBE, "--entity", str(setup.repo / "cart.py"), "--extra-heartbeats"],
+        setup.env,
+        "[]\n",
+        program=sys.executable,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+
+    assert (result.stdout, result.stderr) == ("102 []", "")
+    assert [hb["entity"] for hb in setup.waiting()] == [str(setup.repo / "cart.py")]
+
+
 def test_the_launcher_runs_without_site_and_still_falls_back(setup: Setup) -> None:
     env = {**setup.env, "PATH": f"{setup.root / 'home' / '.local' / 'bin'}:{os.environ['PATH']}"}
     install = run_cli(["plugins", "install"], env)
