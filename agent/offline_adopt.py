@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from agent.autostart import answers
 from agent.heartbeat import Heartbeat, HeartbeatError, timeliness_problems
 from agent.ipc.protocol import MAX_BATCH, ProtocolError
-from agent.offline_queue import spool_file
+from agent.offline_queue import requests_waiting, spool_file
 from agent.store import HeartbeatStore
 
 if TYPE_CHECKING:
@@ -48,10 +48,10 @@ def adopt_offline_requests(
 ) -> int:
     """Store the heartbeats of every waiting request; how many were new. `take_key` gets a
     plugin's `--key` (the daemon's own key, if it has one, still comes first)."""
+    if not requests_waiting(store.path):
+        return 0
     spool = spool_file(store.path)
     taking = spool + ".taking"
-    if not (os.path.exists(spool) or os.path.exists(taking)):
-        return 0
     guard = os.open(spool + ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         try:
@@ -104,7 +104,7 @@ def open_adopted(settings: Settings) -> HeartbeatStore:
     adopts them itself, and keeps a plugin's key it finds in them)."""
     store = HeartbeatStore(settings.database_path())
     try:
-        if _waiting(store) and not answers(str(settings.socket_path())):
+        if requests_waiting(store.path) and not answers(str(settings.socket_path())):
             from agent.builder import HeartbeatBuilder, detect_options
             from agent.destinations import Router, configured_destinations
             from agent.detect import Detector
@@ -115,11 +115,6 @@ def open_adopted(settings: Settings) -> HeartbeatStore:
         store.close()
         raise
     return store
-
-
-def _waiting(store: HeartbeatStore) -> bool:
-    spool = spool_file(store.path)
-    return os.path.exists(spool) or os.path.exists(spool + ".taking")
 
 
 def _rows(

@@ -169,6 +169,12 @@ def spool_file(database: str | os.PathLike[str]) -> str:
     return os.path.join(os.path.dirname(os.fspath(database)), SPOOL_NAME)
 
 
+def requests_waiting(database: str | os.PathLike[str]) -> bool:
+    """Whether requests wait for a daemon (a spool, or one a taker left after a crash)."""
+    spool = spool_file(database)
+    return os.path.exists(spool) or os.path.exists(spool + ".taking")
+
+
 def write_request(database: str, request: dict[str, Any], now: float) -> None:
     """Append one request to the spool, durable on return (the file, and the folder entry
     of a new one, fsync'ed). The lock orders appenders and the daemon taking the file:

@@ -299,3 +299,16 @@ def test_a_spool_taken_before_a_crash_is_read_again_without_copies(tmp_path: Pat
     assert count.stdout == "2\n"
     assert stored_entities(env) == ["/tmp/a.py", "/tmp/b.py"]
     assert not taken.exists()
+
+
+def test_queue_commands_count_what_waits_before_any_database_exists(tmp_path: Path) -> None:
+    env = agent_env(tmp_path)
+    assert plugin_call(env, "--entity", "/tmp/a.py").returncode == 102
+    assert not Path(env["HEARTBEAT_AGENT_QUEUE__PATH"]).exists()
+
+    done = subprocess.run(
+        [AGENT, "queue", "count", "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["queued"] == 1

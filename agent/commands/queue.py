@@ -80,10 +80,11 @@ def _command(
 def open_store(settings: Settings) -> Iterator[HeartbeatStore | None]:
     """The store, or None when there is no database yet (nothing was ever recorded)."""
     from agent.offline_adopt import open_adopted
+    from agent.offline_queue import requests_waiting
     from agent.store import StoreError
 
     path = settings.database_path()
-    if not path.exists():
+    if not path.exists() and not requests_waiting(path):
         yield None
         return
     try:
