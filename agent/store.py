@@ -275,18 +275,33 @@ class HeartbeatStore:
         except StoreError as exc:
             if not exc.unusable:
                 raise
-            aside = path.with_name(f"{path.name}.broken-{_moment()}")
-            for suffix in ("", "-wal", "-shm"):
-                src = Path(str(path) + suffix)
-                if src.exists():
-                    src.replace(Path(str(aside) + suffix))
-            log.error(
-                "database %s cannot be used (%s); moved it to %s and started a fresh one",
-                path,
-                exc,
-                aside,
-            )
-            return cls(path), aside
+            return cls.set_aside(path, exc)
+
+    @classmethod
+    def set_aside(cls, path: Path, why: object) -> tuple[HeartbeatStore, Path]:
+        """Rename a damaged database aside (kept, for whoever wants to look), start a fresh
+        one, and copy into it every heartbeat that can still be read, still queued where
+        it was. Only where no other connection writes to it."""
+        from agent.salvage import salvage
+
+        aside = path.with_name(f"{path.name}.broken-{_moment()}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(path) + suffix)
+            if src.exists():
+                src.replace(Path(str(aside) + suffix))
+        store = cls(path)
+        saved = salvage(aside, store)
+        log.error(
+            "database %s cannot be used (%s); moved it to %s and started a fresh one with"
+            " the %d heartbeat(s) still readable in it (%d queued; %d unreadable)",
+            path,
+            why,
+            aside,
+            saved.heartbeats,
+            saved.queued,
+            saved.lost,
+        )
+        return store, aside
 
     @classmethod
     def _open_checked(cls, path: Path) -> HeartbeatStore:
