@@ -143,7 +143,11 @@ class Daemon:
         self.builder = HeartbeatBuilder(self.detector)
         self.destinations = configured_destinations(settings)
         self.ingest = Ingest(
-            db_path, self.builder, Router(tuple(self.destinations)), self._on_committed
+            db_path,
+            self.builder,
+            Router(tuple(self.destinations)),
+            self._on_committed,
+            self._heal_database,
         )
         self.ingest.start()
         self._start_deliveries()
@@ -404,7 +408,7 @@ class Daemon:
             sender = build_sender(
                 self.settings, destination, self.clock, lambda: self.plugin_api_key
             )
-            loop = DeliveryLoop(sender)
+            loop = DeliveryLoop(sender, self.ingest.request_heal)
             self.deliveries[destination.name] = loop
             loop.start()
 
@@ -414,6 +418,17 @@ class Daemon:
             loop.sender.client.close()
             loop.sender.store.close()
         self.deliveries.clear()
+
+    def _heal_database(self) -> None:
+        """In the ingest's writer thread, its connection closed, once the database turned
+        out damaged while running: the delivery threads let go of it, it is set aside with
+        every heartbeat still readable copied into a fresh one, and they start again."""
+        self._stop_deliveries()
+        self.store.close()
+        self.store, self.database_reset = HeartbeatStore.set_aside(
+            self.settings.database_path(), "damaged while running"
+        )
+        self._start_deliveries()
 
     def _wake_deliveries(self, force: bool = False) -> None:
         for loop in list(self.deliveries.values()):

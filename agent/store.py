@@ -163,6 +163,14 @@ def _store_error(path: Path, exc: sqlite3.DatabaseError | OSError) -> StoreError
     return StoreError(f"{path}: {exc}", unusable=True)
 
 
+def is_damage(exc: BaseException) -> bool:
+    """Whether an error says the database file itself is damaged (not a lock, a full disk)."""
+    return isinstance(exc, sqlite3.DatabaseError) and getattr(exc, "sqlite_errorname", None) in (
+        "SQLITE_CORRUPT",
+        "SQLITE_NOTADB",
+    )
+
+
 def _access_problem(path: Path) -> str | None:
     """Why the database's file or folder cannot be used, in words SQLite does not have."""
     if path.is_dir():

@@ -132,6 +132,10 @@ def _heartbeat(args: CompatArgs, log: CompatLog) -> int:
         else:
             log.debug(f"{exc}; writing to the queue directly")
         return _heartbeat_offline(args, extras, log, socket_file(), now)
+    if not answer.get("ok") and str(answer.get("error")).startswith("not stored"):
+        # The daemon took them but could not commit them: they are not lost yet.
+        log.write("warning", f"{answer.get('error')}; writing to the queue directly")
+        return _heartbeat_offline(args, extras, log, socket_file(), now)
     return _acknowledged(answer, [label for label, _ in items], log)
 
 

@@ -164,3 +164,42 @@ def test_a_slow_daemon_and_the_compat_fallback_store_one_copy(
         (rows,) = db.execute("SELECT count(*) FROM heartbeats WHERE entity = ?", (str(entity),))
         assert rows == (1,)
     assert [hb["entity"] for hb in waka.received] == [str(entity)]
+
+
+def test_a_database_damaged_while_running_is_healed(tmp_path: Path, waka: FakeWakaTime) -> None:
+    waiting = [True]
+    waka.fault_plan(lambda _: Fault.fail(503) if waiting[0] else None)
+    env = agent_env(tmp_path, waka.url)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    before = make_heartbeats(300, time.time() - 3600)
+    after = make_heartbeats(5, time.time() - 60, "/work/after/f")
+    with AgentProcess(env, workdir) as agent:
+        assert send(env, before) == 300
+        database = database_of(env)
+        with sqlite3.connect(database) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            index_pages = [
+                pageno
+                for (pageno,) in db.execute(
+                    "SELECT pageno FROM dbstat WHERE name = 'heartbeats_by_identity'"
+                )
+            ]
+            (page_size,) = db.execute("PRAGMA page_size").fetchone()
+        with open(database, "r+b") as file:  # the index every new heartbeat is checked in
+            for pageno in index_pages:
+                file.seek((pageno - 1) * page_size)
+                file.write(bytes(page_size))
+        with sqlite3.connect(database) as db:  # a write elsewhere: the daemon reads afresh
+            db.execute("UPDATE store_identity SET writes = writes + 1")
+        assert send(env, after) == 5  # stored, in a fresh database
+        status = ask(env, "status")
+        assert status["database_reset"] and status["queued"] == 305
+        waiting[0] = False
+        assert ask(env, "flush")["ok"]
+        wait_until(lambda: queued(env) == 0, "the queue to drain")
+        assert agent.stop() == 0
+    assert identities(waka.received) == identities(before + after)
+    assert "Traceback" not in agent.log
+    [line] = [line for line in agent.lines if "cannot be used" in line]
+    assert "damaged while running" in line and "305" not in line and "300 heartbeat(s)" in line
