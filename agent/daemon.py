@@ -565,7 +565,7 @@ class Daemon:
                 "version": __version__,
                 "uptime_seconds": round(self.clock() - self.started, 3),
                 "watching": self.watcher.roots if self.watcher else [],
-                "watch_problem": self.watch_problem,
+                "watch_problem": self.watch_problem or (self.watcher and self.watcher.problem),
                 "queued": counts.queued,
                 "rejected": counts.rejected,
                 "delivered_total": counts.delivered,
