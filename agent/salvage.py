@@ -10,6 +10,7 @@ beats a heartbeat lost).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 CHUNK = 512  # ids read in one query while nothing fails
 STORE_BATCH = 5000  # heartbeats stored in one transaction
 MIN_ROW_BYTES = 64  # no row is smaller: bounds the ids a file can hold
+MAX_PADDED = 1 << 31  # bytes a truncated copy is padded to at most
 GIVE_UP_AFTER = 8  # chunks in a row with nothing readable, past the last known id
 QUEUED = 0
 
@@ -74,8 +76,9 @@ def _pad_to_declared_size(path: Path) -> None:
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     declared = int.from_bytes(header[28:32], "big") * page_size
-    if path.stat().st_size < declared:
-        os.truncate(path, declared)
+    if path.stat().st_size < declared <= MAX_PADDED:  # a damaged header may claim anything
+        with contextlib.suppress(OSError):  # sparse: the zeros take no space
+            os.truncate(path, declared)
 
 
 def _salvage(db: sqlite3.Connection, into: HeartbeatStore, result: Salvaged) -> None:

@@ -290,7 +290,7 @@ class HeartbeatStore:
         """Rename a damaged database aside (kept, for whoever wants to look), start a fresh
         one, and copy into it every heartbeat that can still be read, still queued where
         it was. Only where no other connection writes to it."""
-        from agent.salvage import salvage
+        from agent.salvage import Salvaged, salvage
 
         aside = path.with_name(f"{path.name}.broken-{_moment()}")
         for suffix in ("", "-wal", "-shm"):
@@ -298,7 +298,11 @@ class HeartbeatStore:
             if src.exists():
                 src.replace(Path(str(aside) + suffix))
         store = cls(path)
-        saved = salvage(aside, store)
+        try:
+            saved = salvage(aside, store)
+        except Exception:  # best effort: the fresh database must start all the same
+            log.exception("salvaging %s failed; it is kept as it is", aside)
+            saved = Salvaged()
         log.error(
             "database %s cannot be used (%s); moved it to %s and started a fresh one with"
             " the %d heartbeat(s) still readable in it (%d queued; %d unreadable)",
