@@ -428,8 +428,12 @@ class Sender:
         try:
             body = response.json()
         except ValueError:
-            body = response.text[:500]
+            body = _NotJson(response.text[:500])
         return response.status_code, body
+
+
+class _NotJson(str):
+    """The start of an answer that is not JSON."""
 
 
 def _kind_of(body: Any) -> str:
@@ -439,7 +443,7 @@ def _kind_of(body: Any) -> str:
         return f"a JSON object ({keys})" if keys else "an empty JSON object"
     if isinstance(body, list):
         return f"a JSON list of {len(body)}"
-    if isinstance(body, str):
+    if isinstance(body, _NotJson):
         text = body.lstrip().lower()
         if text.startswith(("<!doctype html", "<html")):
             return "an HTML page"
