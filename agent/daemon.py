@@ -423,12 +423,18 @@ class Daemon:
         """In the ingest's writer thread, its connection closed, once the database turned
         out damaged while running: the delivery threads let go of it, it is set aside with
         every heartbeat still readable copied into a fresh one, and they start again."""
+        path = self.settings.database_path()
         self._stop_deliveries()
         self.store.close()
-        self.store, self.database_reset = HeartbeatStore.set_aside(
-            self.settings.database_path(), "damaged while running"
-        )
-        self._start_deliveries()
+        try:
+            self.store, self.database_reset = HeartbeatStore.set_aside(
+                path, "damaged while running"
+            )
+        except Exception:
+            self.store = HeartbeatStore(path)
+            raise
+        finally:
+            self._start_deliveries()
 
     def _wake_deliveries(self, force: bool = False) -> None:
         for loop in list(self.deliveries.values()):

@@ -141,6 +141,9 @@ class Ingest:
         self._store.close()
         try:
             self.heal()
+        except Exception:  # the writer must outlive it: heartbeats are refused, not lost
+            log.exception("the damaged database could not be set aside")
+            return False
         finally:
             self._store = HeartbeatStore(self.store_path)
         return True
