@@ -286,6 +286,13 @@ class HeartbeatStore:
             return cls.set_aside(path, exc)
 
     @classmethod
+    def wal_checked(cls, path: Path) -> HeartbeatStore:
+        """Open, after setting aside a WAL another database wrote (for the commands that
+        open the queue without a daemon: the compat command's fallback, `agent queue`)."""
+        _set_foreign_wal_aside(path)
+        return cls(path)
+
+    @classmethod
     def set_aside(cls, path: Path, why: object) -> tuple[HeartbeatStore, Path]:
         """Rename a damaged database aside (kept, for whoever wants to look), start a fresh
         one, and copy into it every heartbeat that can still be read, still queued where
@@ -683,9 +690,9 @@ def _set_foreign_wal_aside(path: Path) -> Path | None:
     if why is None:
         return None
     aside = Path(f"{path}-wal.foreign-{_moment()}")
+    # Its index (-shm) stays: the first connection rebuilds it from the WAL now absent, and
+    # removing it under a process that has it mapped would split their views of the file.
     Path(f"{path}-wal").replace(aside)
-    with contextlib.suppress(FileNotFoundError):
-        Path(f"{path}-shm").unlink()  # the index of that WAL; SQLite makes a new one
     log.error(
         "%s-wal is another database's write-ahead log (%s); moved it to %s unread",
         path,

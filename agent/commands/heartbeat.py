@@ -201,7 +201,7 @@ def _heartbeat_offline(
         complete = builder.complete(heartbeat)
         if complete is not None:
             rows.append((complete, router.route(complete)))
-    with HeartbeatStore(settings.database_path()) as store:
+    with HeartbeatStore.wal_checked(settings.database_path()) as store:
         store.add(rows)
     log.debug(f"no daemon: {len(rows)} heartbeat(s) written to {settings.database_path()}")
     if any(problem.startswith("heartbeat:") for problem in problems):
