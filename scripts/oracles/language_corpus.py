@@ -47,24 +47,8 @@ astro bicepparam cjsx cshrc d.ts erl-sh hxsl ipp jinja jinja2 j2 ksh l mdown mkd
 ocamllex purescript rake ru slim tmux tsv unity zep zone
 """
 
-# Extensions whose upper-case spelling chroma treats differently, and compound names.
-CASED = [
-    "C",
-    "H",
-    "CPP",
-    "R",
-    "S",
-    "F",
-    "F90",
-    "SAS",
-    "BAS",
-    "PRG",
-    "ASM",
-    "COB",
-    "CBL",
-    "ICON",
-    "FEATURE",
-]
+# Extensions in upper case, which some lexers match differently from the lower-case ones.
+CASED = "C H CPP R S F F90 SAS BAS PRG ASM COB CBL ICON FEATURE".split()  # noqa: SIM905
 
 FILENAMES = """
 .bash_profile .bashrc .editorconfig .emacs .env .gitconfig .htaccess .pylintrc .Renviron
