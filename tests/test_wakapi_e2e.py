@@ -1,7 +1,8 @@
 """End to end on the real Wakapi: `agent run`, the watcher and the wakatime-cli-compatible
 command deliver a scripted session, and Wakapi's own WakaTime-compatible routes show it.
 
-Wakapi is started once for the module (tests/wakapi.py) and each test signs up its own user.
+Wakapi is started once for the module (the `wakapi` fixture) and each test signs up its own
+user.
 Times are explicit where plugins give them (`--time`), so the totals Wakapi computes are known:
 it joins consecutive heartbeats less than 10 minutes apart and counts each gap for the earlier
 heartbeat's project, language and editor. Skipped, saying why, when the binary is absent.
@@ -15,14 +16,12 @@ import json
 import signal
 import subprocess
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import pytest
 from agentproc import AGENT, WAKATIME_CLI, AgentProcess, agent_env, git_repo
-from wakapi import Wakapi, seconds_by_name, wakapi_or_skip
+from wakapi import Wakapi, seconds_by_name
 
 # Wakapi's default heartbeats timeout: a longer gap is a break.
 TIMEOUT = 600
@@ -31,14 +30,6 @@ PLUGINS = {
     "vscode": "vscode/1.95.3 vscode-wakatime/24.6.0",
     "emacs": "emacs/29.4 wakatime-mode/1.0.2",
 }
-
-
-@pytest.fixture(scope="module")
-def wakapi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wakapi]:
-    server = Wakapi(wakapi_or_skip(), tmp_path_factory.mktemp("wakapi"))
-    server.start()
-    yield server
-    server.stop()
 
 
 class Beat(NamedTuple):
