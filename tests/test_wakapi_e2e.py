@@ -41,6 +41,15 @@ class Beat(NamedTuple):
     write: bool = False
 
 
+def env_for(tmp_path: Path, api_url: str | None, key: str | None, **extra: str) -> dict[str, str]:
+    """An isolated agent whose watcher lets a save through after 0.3 s of quiet (not 2 s)."""
+    quick = {
+        "HEARTBEAT_AGENT_HEARTBEATS__DEBOUNCE_SECONDS": "0.3",
+        "HEARTBEAT_AGENT_HEARTBEATS__STORM_WINDOW": "0.3",
+    }
+    return agent_env(tmp_path, api_url, api_key=key, **quick, **extra)
+
+
 def midnight(days_ago: int) -> float:
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return (today - timedelta(days=days_ago)).timestamp()
@@ -117,7 +126,7 @@ def test_a_scripted_session_reaches_wakapi(tmp_path: Path, wakapi: Wakapi) -> No
     for path in files.values():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("x\n")
-    env = agent_env(tmp_path, wakapi.api_url, api_key=key)
+    env = env_for(tmp_path, wakapi.api_url, key)
     day, week_ago = midnight(1), midnight(7)
 
     morning = [Beat(t, files["cart"], "vim") for t in minutes(day + 9 * 3600, 0, 2, 4, 6)]
@@ -131,7 +140,7 @@ def test_a_scripted_session_reaches_wakapi(tmp_path: Path, wakapi: Wakapi) -> No
 
     with AgentProcess(env, shop, "--verbose") as agent:
         assert plugin_sends(env, morning) == [0, 0, 0]
-        flush(env)
+        wakapi.wait_for(key, day_of(day), len(morning))
 
         wakapi.stop()  # an hour offline: the plugins' heartbeats wait in the queue
         assert set(plugin_sends(env, offline_hour)) <= {0, 112}
@@ -143,7 +152,9 @@ def test_a_scripted_session_reaches_wakapi(tmp_path: Path, wakapi: Wakapi) -> No
         assert set(plugin_sends(env, backlog)) == {0}  # a week-old backlog, explicit times
         (shop / "checkout.py").write_text("def pay():\n    return 42\n")  # watched saves, now
         agent.wait_for_log("stored 1 heartbeat")
-        flush(env)
+        wakapi.wait_for(key, day_of(midnight(0)), 1)
+        wakapi.wait_for(key, day_of(week_ago), len(backlog))
+        assert queued(env) == 0
         assert agent.stop() == 0
 
     session = morning + offline_hour
@@ -194,7 +205,7 @@ def test_a_wrong_key_pauses_delivery_and_the_right_one_resumes_it(
     config.write_text(
         f'[api]\nurl = "{wakapi.api_url}"\nkey = "{"0" * 8}-0000-4000-8000-{"0" * 12}"\n'
     )
-    env = agent_env(tmp_path, api_key=None, HEARTBEAT_AGENT_CONFIG=str(config))
+    env = env_for(tmp_path, None, None, HEARTBEAT_AGENT_CONFIG=str(config))
     day = midnight(2)
     beats = [Beat(t, repo / "main.go", "vim") for t in minutes(day + 10 * 3600, 0, 1, 2)]
 
@@ -217,7 +228,7 @@ def test_a_wrong_key_pauses_delivery_and_the_right_one_resumes_it(
 def test_wakapi_down_then_back_is_delivered_without_help(tmp_path: Path, wakapi: Wakapi) -> None:
     key = wakapi.signup()
     repo = git_repo(tmp_path / "comeback", branch="fix/retry")
-    env = agent_env(tmp_path, wakapi.api_url, api_key=key)
+    env = env_for(tmp_path, wakapi.api_url, key)
     with AgentProcess(env, repo) as agent:
         wakapi.stop()
         (repo / "retry.rs").write_text("fn main() {}\n")

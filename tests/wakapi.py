@@ -195,6 +195,14 @@ class Wakapi:
         answer = self.get_json("/api/compat/wakatime/v1/users/current/heartbeats", key, date=day)
         return list(answer["data"])
 
+    def wait_for(self, key: str, day: str, count: int, timeout: float = 20.0) -> None:
+        """Until Wakapi has at least `count` heartbeats of the user on that day."""
+        deadline = time.monotonic() + timeout
+        while (found := len(self.heartbeats(key, day))) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"Wakapi has {found} of {count} heartbeats on {day}")
+            time.sleep(0.1)  # Wakapi cannot tell us: ask again
+
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
