@@ -1,10 +1,11 @@
 """Running the real wakatime-cli against a recording loopback server, many heartbeats a call.
 
-Each call gets a fresh temporary HOME whose `~/.wakatime.cfg` points wakatime-cli at a
-FakeWakaTime (tests/wakaserver.py) on 127.0.0.1 with rate limiting and the offline queue off;
-the first heartbeat of a batch goes in as `--entity`, the rest as `--extra-heartbeats` on stdin
-(wakatime-cli sends at most 25 a call, so batches are 25). What the server receives is what
-wakatime-cli detected. Used by the recorders in this folder and by the live oracle tests.
+`send` makes a temporary HOME whose `~/.wakatime.cfg` points wakatime-cli at a FakeWakaTime
+(tests/wakaserver.py) on 127.0.0.1 with rate limiting and the offline queue off; the first
+heartbeat of a batch goes in as `--entity`, the rest as `--extra-heartbeats` on stdin
+(wakatime-cli sends at most 25 a call, so batches are 25; v1.90 runs its whole detection,
+language included, over the extra ones too). What the server receives is what wakatime-cli
+detected. Used by the recorders in this folder and by the live oracle tests.
 """
 
 from __future__ import annotations
@@ -80,8 +81,7 @@ def send(
         env = {"HOME": home, "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TZ": "UTC"}
         run = functools.partial(_run_batch, binary, env, flags)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for _ in pool.map(run, _batches(items)):
-                pass
+            list(pool.map(run, _batches(items)))  # raises the first failure
         received = server.wait_for(len(items), timeout=30)
     order = {heartbeat["entity"]: index for index, heartbeat in enumerate(items)}
     return sorted(received, key=lambda item: order.get(item["entity"], len(order)))
