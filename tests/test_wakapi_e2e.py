@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from agentproc import AGENT, WAKATIME_CLI, AgentProcess, agent_env, git_repo
-from wakapi import Wakapi, seconds_by_name
+from wakapi import MAX_AGE_HOURS, Wakapi, seconds_by_name
 
 # Wakapi's default heartbeats timeout: a longer gap is a break.
 TIMEOUT = 600
@@ -137,6 +137,8 @@ def test_a_scripted_session_reaches_wakapi(tmp_path: Path, wakapi: Wakapi) -> No
         Beat(t, files["cart"], "vim") for t in minutes(day + 12 * 3600, *range(0, 61, 5))
     ]
     backlog = [Beat(t, files["app"], "vim") for t in minutes(week_ago + 15 * 3600, 0, 3, 6)]
+    # older than Wakapi keeps: refused alone, kept aside with its reason, blocking nothing
+    ancient = Beat(midnight(MAX_AGE_HOURS // 24 + 10), files["app"], "vim")
 
     with AgentProcess(env, shop, "--verbose") as agent:
         assert plugin_sends(env, morning) == [0, 0, 0]
@@ -149,14 +151,18 @@ def test_a_scripted_session_reaches_wakapi(tmp_path: Path, wakapi: Wakapi) -> No
         wakapi.start()
         flush(env)
 
-        assert set(plugin_sends(env, backlog)) == {0}  # a week-old backlog, explicit times
+        assert plugin_sends(env, [ancient, *backlog]) == [0]  # a backlog, explicit times
         (shop / "checkout.py").write_text("def pay():\n    return 42\n")  # watched saves, now
         agent.wait_for_log("stored 1 heartbeat")
         wakapi.wait_for(key, day_of(midnight(0)), 1)
         wakapi.wait_for(key, day_of(week_ago), len(backlog))
-        assert queued(env) == 0
+        flush(env)
+        refused = agent_cli(env, "queue", "list", "--rejected", "--json")
         assert agent.stop() == 0
 
+    [row] = [json.loads(line) for line in refused.stdout.splitlines()]
+    assert row["heartbeat"]["time"] == ancient.at
+    assert row["reason"] == "HTTP 400: invalid heartbeat object"  # Wakapi's words, per item
     session = morning + offline_hour
     summary = wakapi.summary(key, day_of(day))
     assert summary["grand_total"]["total_seconds"] == 18 * 60 + 60 * 60
