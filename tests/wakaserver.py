@@ -12,7 +12,12 @@ this fake with the real server when it is installed): each item answers
 like the bulk one; a request refused whole gets a text/plain body: 401 ``401 unauthorized``,
 400 ``no valid heartbeat object given`` when no item is valid (an empty list too), 400 with the
 JSON decoder's words when an item is not a heartbeat object. Only ``time`` is required. (Real
-Wakapi keeps heartbeats up to 7 days old by default: pass ``max_age_days=7``.)
+Wakapi keeps heartbeats up to 7 days old by default: pass ``max_age_days=7``.) Its read routes
+differ more than this fake shows, for every flavor alike: under the ``…/api`` URL plugins use,
+Wakapi serves ``users/current/statusbar/today`` but not ``summaries``, ``durations``,
+``projects`` or ``users/current`` (404 ``404 page not found``); summaries and heartbeats are
+under ``/api/compat/wakatime/v1/users/current/``, with names capitalized its way ("Typescript",
+"Vscode").
 """
 
 from __future__ import annotations
