@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from agent.detect import Detector
+from agent.detect.language import by_name, from_modeline, from_shebang
 
 ORACLES = Path(__file__).resolve().parents[1] / "scripts" / "oracles"
 sys.path.insert(0, str(ORACLES))
@@ -77,10 +78,27 @@ def test_corpus_is_large_and_ambiguous() -> None:
     assert sum(entry["content"].startswith("#!") for entry in by_content) >= 15
 
 
-def test_languages_match_recorded_wakatime_cli(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def detected(tmp_path_factory: pytest.TempPathFactory) -> list[str | None]:
+    """The agent's language for each entry of the recorded corpus."""
+    return agent_languages(golden(), tmp_path_factory.mktemp("corpus"))
+
+
+def test_languages_match_recorded_wakatime_cli(detected: list[str | None]) -> None:
     corpus = golden()
-    got = agent_languages(corpus, tmp_path)
-    assert compare(corpus, [entry["language"] for entry in corpus], got) >= MIN_AGREEMENT
+    assert compare(corpus, [entry["language"] for entry in corpus], detected) >= MIN_AGREEMENT
+
+
+def test_languages_wakatime_cli_leaves_unnamed_come_from_the_documented_rules(
+    detected: list[str | None],
+) -> None:
+    """README: the agent names a language wakatime-cli does not only from its own table of
+    file names or from a script's shebang or modeline (never a guess)."""
+    for entry, language in zip(golden(), detected, strict=True):
+        if entry["language"] is None and language is not None:
+            content = entry["content"]
+            from_script = from_shebang(content.split("\n", 1)[0]) or from_modeline(content)
+            assert language in (by_name(entry["name"])[0], from_script), entry["name"]
 
 
 def test_languages_match_live_wakatime_cli(tmp_path: Path) -> None:
