@@ -73,6 +73,12 @@ class Heartbeat:
     line_deletions: int | None = None
     ai_line_changes: int | None = None
     human_line_changes: int | None = None
+    # An AI tool's session facts, as wakatime-cli 2.x sends them from transcripts.
+    ai_session: str | None = None
+    ai_input_tokens: int | None = None
+    ai_output_tokens: int | None = None
+    ai_prompt_length: int | None = None
+    ai_subscription_plan: str | None = None
     # The editor's user agent (`vim/9.0 vim-wakatime/11.0`); servers read editor and OS from it.
     user_agent: str | None = None
     # Hints that only shape detection: used where detection finds nothing, never sent.
@@ -175,6 +181,14 @@ def _count(value: Any) -> int:
     return value
 
 
+def _tokens(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"must be an integer, not {_kind(value)}")
+    if not 0 <= value < 2**53:
+        raise ValueError("must be a count of tokens, 0 or more")
+    return value
+
+
 def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"must be true or false, not {_kind(value)}")
@@ -221,15 +235,19 @@ _CHECKS: dict[str, Any] = {
             "line_deletions",
             "ai_line_changes",
             "human_line_changes",
+            "ai_prompt_length",
         ),
         _count,
     ),
+    **dict.fromkeys(("ai_input_tokens", "ai_output_tokens"), _tokens),
     **dict.fromkeys(
         (
             "project",
             "branch",
             "language",
             "user_agent",
+            "ai_session",
+            "ai_subscription_plan",
             "alternate_project",
             "alternate_branch",
             "alternate_language",

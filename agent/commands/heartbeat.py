@@ -39,7 +39,6 @@ LOCAL_BUILD = "<local-build>"
 DAEMON_TIMEOUT = 10.0
 HARMLESS = (
     "metrics",
-    "sync_ai_activity",
     "sync_ai_disabled",
     "send_diagnostics_on_errors",
     "log_to_stdout",
@@ -99,6 +98,8 @@ def _dispatch(args: CompatArgs, log: CompatLog) -> int:
         return _offline_count()
     if args.print_offline_heartbeats is not None:
         return _print_offline(args.print_offline_heartbeats)
+    if args.sync_ai_activity:
+        return _sync_ai(args, log)
     if any(getattr(args, name) for name in HARMLESS):
         return ExitCode.SUCCESS
     log.write("warning", "one of --entity, --today, --version, --config-read, ... is needed")
@@ -298,6 +299,36 @@ def _sync_offline(log: CompatLog) -> int:
     except DaemonUnavailable as exc:
         log.write("warning", f"sync-offline-activity: {exc}; the queue is sent when it runs")
         return ExitCode.ERR_API
+    return ExitCode.SUCCESS
+
+
+def _sync_ai(args: CompatArgs, log: CompatLog) -> int:
+    """`--sync-ai-activity` (AI plugins send only this, about once a minute): a nudge to
+    the daemon, which follows the transcripts anyway; without a daemon, one pass here."""
+    from agent import wakatime_cfg
+
+    cfg = wakatime_cfg.read_value("sync_ai_disabled", "settings", _cfg_path(args))
+    if args.sync_ai_disabled or cfg.strip().lower() in ("1", "t", "true", "yes", "on"):
+        log.debug("sync-ai-activity: sync_ai_disabled is set; nothing read")
+        return ExitCode.SUCCESS
+    try:
+        _ask({"op": "sync_ai"})
+        return ExitCode.SUCCESS
+    except DaemonUnavailable as exc:
+        log.debug(f"sync-ai-activity: {exc}; reading the transcripts here")
+    settings = _settings(log)
+    if settings is None:
+        return ExitCode.ERR_CONFIG_FILE_PARSE
+    if not settings.ai.enabled:
+        return ExitCode.SUCCESS
+    from agent.sources.ai.source import SyncBusy, sync_once
+
+    try:
+        stored = sync_once(settings)
+    except SyncBusy as exc:
+        log.debug(f"sync-ai-activity: {exc}; skipped")
+        return ExitCode.SUCCESS
+    log.debug(f"sync-ai-activity: {stored} heartbeat(s) written to {settings.database_path()}")
     return ExitCode.SUCCESS
 
 

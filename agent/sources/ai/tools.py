@@ -1,0 +1,98 @@
+"""Where each AI tool keeps its transcripts, and how to read them.
+
+Locations are those wakatime-cli 2.x reads (pkg/ai), plus the tools' own overrides:
+`CLAUDE_CONFIG_DIR` (Claude Code), `CODEX_HOME` (Codex), `XDG_DATA_HOME` (opencode).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.sources.ai import parsers
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str  # what the app entity and logs call it
+    editor: str  # the user-agent product: the editor servers show
+    roots: tuple[str, ...]  # folders watched, recursively
+    patterns: tuple[str, ...]  # path patterns below a root (fnmatch, `*` crosses `/`)
+    parser: parsers.Parser
+    whole_file: bool = False  # a JSON document rewritten in place, not appended lines
+
+    def matches(self, path: str) -> bool:
+        for root in self.roots:
+            if path.startswith(root + os.sep):
+                relative = path[len(root) + 1 :]
+                return any(fnmatch.fnmatchcase(relative, pattern) for pattern in self.patterns)
+        return False
+
+
+def tools(env: dict[str, str] | None = None, home: str | None = None) -> list[Tool]:
+    env = dict(os.environ if env is None else env)
+    home = home or env.get("HOME") or str(Path.home())
+
+    def under(*parts: str) -> str:
+        return os.path.join(home, *parts)
+
+    claude = [under(".claude", "projects")]
+    if config := env.get("CLAUDE_CONFIG_DIR"):
+        claude.insert(0, os.path.join(os.path.expanduser(config), "projects"))
+    codex_home = os.path.expanduser(env.get("CODEX_HOME") or under(".codex"))
+    opencode = [under(".local", "share", "opencode", "storage")]
+    if data := env.get("XDG_DATA_HOME"):
+        opencode.insert(0, os.path.join(os.path.expanduser(data), "opencode", "storage"))
+    return [
+        Tool("Claude", "claude-code", _unique(claude), ("*.jsonl",), parsers.claude),
+        Tool(
+            "Codex",
+            "codex-cli",
+            (os.path.join(codex_home, "sessions"), os.path.join(codex_home, "archived_sessions")),
+            ("*rollout-*.jsonl",),
+            parsers.codex,
+        ),
+        Tool(
+            "Gemini", "gemini-cli", (under(".gemini", "tmp"),), ("*/chats/*.jsonl",), parsers.gemini
+        ),
+        Tool(
+            "Gemini",
+            "gemini-cli",
+            (under(".gemini", "tmp"),),
+            ("*/chats/*.json",),
+            parsers.gemini,
+            whole_file=True,
+        ),
+        Tool(
+            "OpenCode",
+            "opencode-cli",
+            _unique(opencode),
+            ("message/*.json", "part/*.json"),
+            parsers.opencode,
+            whole_file=True,
+        ),
+        Tool(
+            "Cursor Agent",
+            "cursor-agent",
+            (under(".cursor", "projects"),),
+            ("*/agent-transcripts/*.jsonl",),
+            parsers.cursor_agent,
+        ),
+        Tool(
+            "Copilot CLI",
+            "github-copilot-cli",
+            (under(".copilot", "session-state"),),
+            ("*/events.jsonl",),
+            parsers.copilot_cli,
+        ),
+    ]
+
+
+def _unique(paths: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(os.path.abspath(p) for p in paths))
+
+
+def tool_for(path: str, known: list[Tool]) -> Tool | None:
+    return next((tool for tool in known if tool.matches(path)), None)
