@@ -43,6 +43,7 @@ from agent.sender import (
     display_url,
 )
 from agent.sources.ai import WriteClassifier
+from agent.sources.ai.tools import tools as ai_tools
 from agent.stats import iso_time
 from agent.store import HeartbeatStore
 from agent.useragent import machine_name
@@ -218,8 +219,10 @@ class Daemon:
         self.ai.start()
 
     def _own_files(self) -> tuple[str, ...]:
-        """Path prefixes of the agent's own files (database, tokens, log), never activity."""
+        """Path prefixes of the agent's own files (database, tokens, log), never activity;
+        nor are the AI tools' transcripts (they are read as AI activity, not watched)."""
         own = [os.path.join(self.settings.database_path().parent, "")]
+        own += [os.path.join(root, "") for tool in ai_tools() for root in tool.roots]
         if self.settings.log.file:
             own.append(os.path.abspath(os.path.expanduser(self.settings.log.file)))
         return tuple(own)

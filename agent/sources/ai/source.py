@@ -80,7 +80,7 @@ class AiActivitySource:
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="ai-transcripts", daemon=True)
         self._observer: Any = None
-        self._watched: set[str] = set()
+        self._watched: set[tuple[str, bool]] = set()
         self._seen: dict[str, tuple[int, int, int, int]] = {}  # path → identity last read
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -89,6 +89,7 @@ class AiActivitySource:
         self._observer = Observer()
         self._observer.start()
         self._watch_roots()
+        self._wake.set()  # the first full scan: what was written while no daemon ran
         self._thread.start()
 
     def stop(self) -> None:
@@ -140,18 +141,35 @@ class AiActivitySource:
                 log.exception("reading AI transcripts failed")
 
     def _watch_roots(self) -> None:
+        """Each tool's folder, recursively; for a folder not there yet (the tool not used
+        yet), its nearest existing parent alone, to notice when it is created."""
         if self._observer is None:
             return
-        handler = _Handler(self)
-        for root in {root for tool in self.tools for root in tool.roots}:
-            if root not in self._watched and os.path.isdir(root):
-                try:
-                    self._observer.schedule(handler, root, recursive=True)
-                except OSError as exc:
-                    log.warning("cannot watch %s: %s", root, exc)
-                    continue
-                self._watched.add(root)
-                log.info("following AI transcripts in %s", root)
+        for root in sorted({root for tool in self.tools for root in tool.roots}):
+            if os.path.isdir(root):
+                if self._watch(root, recursive=True):
+                    log.info("following AI transcripts in %s", root)
+                continue
+            parent = os.path.dirname(root)
+            while parent != os.path.dirname(parent) and not os.path.isdir(parent):
+                parent = os.path.dirname(parent)
+            self._watch(parent, recursive=False)
+
+    def _watch(self, folder: str, recursive: bool) -> bool:
+        key = (folder, recursive)
+        if key in self._watched:
+            return False
+        try:
+            self._observer.schedule(_Handler(self), folder, recursive=recursive)
+        except OSError as exc:
+            log.warning("cannot watch %s: %s", folder, exc)
+            return False
+        self._watched.add(key)
+        return True
+
+    def folder_created(self) -> None:
+        """A folder appeared where a tool's folder may now be: look again."""
+        self.nudge()
 
     def sync(self) -> int:
         """Read what is new in every transcript; the number of heartbeats stored."""
@@ -230,7 +248,11 @@ class _Handler(FileSystemEventHandler):
         self.source = source
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.is_directory or event.event_type not in ("created", "modified", "moved", "closed"):
+        if event.event_type not in ("created", "modified", "moved", "closed"):
+            return
+        if event.is_directory:
+            if event.event_type in ("created", "moved"):
+                self.source.folder_created()
             return
         path = getattr(event, "dest_path", "") or event.src_path
         self.source.changed(os.fsdecode(path))
