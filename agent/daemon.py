@@ -218,6 +218,12 @@ class Daemon:
             return
         self.ai.start()
 
+    def _restart_ai(self) -> None:
+        if self.ai:
+            self.ai.stop()
+            self.ai = None
+        self._start_ai()
+
     def _own_files(self) -> tuple[str, ...]:
         """Path prefixes of the agent's own files (database, tokens, log), never activity;
         nor are the AI tools' transcripts (they are read as AI activity, not watched)."""
@@ -527,6 +533,7 @@ class Daemon:
                 await asyncio.to_thread(self.watcher.stop)
             self._project_of_folder.cache_clear()
             await asyncio.to_thread(self._start_watcher)
+            await asyncio.to_thread(self._restart_ai)
             await asyncio.to_thread(self._check_queue_size)
             log.info("configuration reloaded")
             return True

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from aitranscripts import (
     codex_path,
     codex_start,
 )
+from test_compat_command import FAST_PATH_PROBE
 from wakaserver import FakeWakaTime
 
 
@@ -106,6 +108,23 @@ def test_sync_ai_activity_without_a_daemon_then_with_one(
         assert agent.stop() == 0
     assert queued["ai_prompt_length"] == 5
     assert [hb["ai_prompt_length"] for hb in waka.received] == [5, 4]
+
+
+def test_sync_ai_activity_with_a_daemon_imports_nothing_heavy(
+    tmp_path: Path, waka: FakeWakaTime
+) -> None:
+    env = agent_env(tmp_path, waka.url)
+    with AgentProcess(env, tmp_path):
+        probe = subprocess.run(
+            [sys.executable, "-c", FAST_PATH_PROBE, "--sync-ai-activity"],
+            env=env,
+            cwd=Path(__file__).resolve().parent.parent,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert (probe.stdout, probe.stderr) == ("0 []", "")
 
 
 def test_sync_ai_disabled_and_the_ai_setting_turn_it_off(

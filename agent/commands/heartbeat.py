@@ -304,12 +304,9 @@ def _sync_offline(log: CompatLog) -> int:
 
 def _sync_ai(args: CompatArgs, log: CompatLog) -> int:
     """`--sync-ai-activity` (AI plugins send only this, about once a minute): a nudge to
-    the daemon, which follows the transcripts anyway; without a daemon, one pass here."""
-    from agent import wakatime_cfg
-
-    cfg = wakatime_cfg.read_value("sync_ai_disabled", "settings", _cfg_path(args))
-    if args.sync_ai_disabled or cfg.strip().lower() in ("1", "t", "true", "yes", "on"):
-        log.debug("sync-ai-activity: sync_ai_disabled is set; nothing read")
+    the daemon, which follows the transcripts anyway and knows whether it may; without a
+    daemon, one pass here, unless `sync_ai_disabled` says not to."""
+    if args.sync_ai_disabled:
         return ExitCode.SUCCESS
     try:
         _ask({"op": "sync_ai"})
@@ -319,10 +316,11 @@ def _sync_ai(args: CompatArgs, log: CompatLog) -> int:
     settings = _settings(log)
     if settings is None:
         return ExitCode.ERR_CONFIG_FILE_PARSE
-    if not settings.ai.enabled:
-        return ExitCode.SUCCESS
-    from agent.sources.ai.source import SyncBusy, sync_once
+    from agent.sources.ai.source import SyncBusy, ai_sync_disabled, sync_once
 
+    if not settings.ai.enabled or ai_sync_disabled(_cfg_path(args)):
+        log.debug("sync-ai-activity: turned off ([ai] enabled, sync_ai_disabled)")
+        return ExitCode.SUCCESS
     try:
         stored = sync_once(settings)
     except SyncBusy as exc:
