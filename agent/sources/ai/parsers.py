@@ -142,12 +142,14 @@ class Session:
         model = model_token(self.state.get("model"), self.state.get("effort"))
         return f"{model} {self.editor}/{version}".strip()
 
-    def file_edit(self, at: float | None, path: str, line_changes: int | None) -> None:
+    def file_edit(
+        self, at: float | None, path: str, line_changes: int | None, is_write: bool = True
+    ) -> None:
         if not path:
             return
         path = _resolve(self.state.get("cwd"), path)
         self.state["file"] = path
-        self._emit(at, path, is_write=True, line_changes=line_changes)
+        self._emit(at, path, is_write=is_write, line_changes=line_changes)
 
     def turn(self, at: float | None, prompt_length: int = 0) -> None:
         """A prompt (its length) or an assistant turn: a heartbeat for the session."""
@@ -268,6 +270,8 @@ def claude(records: Iterable[Any], session: Session) -> None:
         if isinstance(result, dict) and (path := _claude_path(result)):
             if _claude_is_write(result):
                 session.file_edit(at, path, _claude_line_changes(result))
+            else:  # a Read: the AI at work on that file, nothing written
+                session.file_edit(at, path, 0, is_write=False)
         elif result:
             session.turn(at)  # a command's or a search's output: the AI is at work
         elif length := _claude_prompt(line, message):
@@ -360,14 +364,7 @@ def codex(records: Iterable[Any], session: Session) -> None:
 
 def _codex_patches(payload: dict[str, Any]) -> list[str]:
     name, given = payload.get("name"), payload.get("input")
-    if name == "apply_patch" and isinstance(given, str):
-        return [given]
-    if name == "apply_patch" and isinstance(args := payload.get("arguments"), str):
-        try:
-            return [_str(_dict(json.loads(args)).get("input"))]
-        except ValueError:
-            return []
-    return []
+    return [given] if name == "apply_patch" and isinstance(given, str) else []
 
 
 def _codex_succeeded(payload: dict[str, Any]) -> bool:
@@ -614,7 +611,7 @@ def cursor_agent(records: Iterable[Any], session: Session) -> None:
             "mtime"
         )
         session.set(
-            session=_str(item.get("sessionId") or item.get("conversationId")),
+            session=_str(item.get("session_id") or item.get("sessionId")),
             model=_str(message.get("model")),
         )
         usage = _dict(message.get("usage") or item.get("usage"))
