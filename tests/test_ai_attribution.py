@@ -65,3 +65,11 @@ def test_memory_budget_drops_the_least_recently_written(tmp_path: Path) -> None:
     write(new, "n\n" * 40, T0, classifier)  # 160 bytes kept > 100: old.txt is dropped
     assert write(old, "o\n" * 41, T0 + 1, classifier).human_line_changes is None
     assert classifier._kept == 82  # only old.txt, just written, is kept
+
+
+def test_a_long_rewrite_is_counted_without_a_diff(tmp_path: Path) -> None:
+    classifier = WriteClassifier()
+    path = tmp_path / "generated.py"
+    write(path, "".join(f"a{n} = {n}\n" for n in range(5000)), T0, classifier)
+    hb = write(path, "".join(f"b{n} = {n}\n" for n in range(4000)), T0 + 1, classifier)
+    assert (hb.line_additions, hb.line_deletions, hb.human_line_changes) == (4000, 5000, -1000)

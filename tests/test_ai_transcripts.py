@@ -354,7 +354,7 @@ def test_corrupt_line_is_skipped_and_the_rest_read(
     assert "skipped 1 line(s) that are not JSON" in caplog.text
 
 
-def test_truncated_and_rotated_files_are_read_again(
+def test_truncated_rotated_and_rewritten_files_are_read_again(
     reader: Reader, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
@@ -369,18 +369,9 @@ def test_truncated_and_rotated_files_are_read_again(
     append(path, [claude_prompt("s", CWD, "rotated!", T0 + 9)])
     assert [hb["ai_prompt_length"] for hb in reader.sync()] == [8]
     assert "was replaced" in caplog.text
-
-
-def test_rewritten_in_place_with_more_bytes_is_noticed(
-    reader: Reader, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO)
-    path = claude_path(reader.home, CWD, "s")
-    append(path, [claude_prompt("s", CWD, "aaaa", T0)])
-    reader.sync()
-    with open(path, "r+") as file:  # same inode, longer, different first bytes
-        file.write(json.dumps(claude_prompt("s", CWD, "bbbbbbbbbb", T0 + 1)) + "\n")
-    assert [hb["ai_prompt_length"] for hb in reader.sync()] == [10]
+    with open(path, "r+") as file:  # the same inode, longer, other first bytes
+        file.write(json.dumps(claude_prompt("s", CWD, "rewritten in place", T0 + 10)) + "\n")
+    assert [hb["ai_prompt_length"] for hb in reader.sync()] == [18]
     assert "was rewritten" in caplog.text
 
 
@@ -402,9 +393,11 @@ def test_history_before_the_backfill_window_is_not_sent(tmp_path: Path) -> None:
     assert new["ai_prompt_length"] == 3 and "ai_input_tokens" not in new
 
 
-def test_one_reader_at_a_time(reader: Reader) -> None:
+def test_one_reader_at_a_time_and_its_files_are_private(reader: Reader) -> None:
     with pytest.raises(SyncBusy):
         Reader(reader.root)
+    for name in ("ai.sqlite3", "ai.lock"):
+        assert (reader.root / name).stat().st_mode & 0o777 == 0o600
 
 
 def test_patch_and_model_rules() -> None:

@@ -17,7 +17,7 @@ import difflib
 import hashlib
 import os
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 
 from agent.heartbeat import Heartbeat
@@ -26,6 +26,7 @@ AI_CODING = "ai coding"
 WINDOW = 10.0  # seconds between a transcript's edit and the watcher's write of the file
 MAX_FILE_BYTES = 512 * 1024  # files bigger than this get no diff
 MEMORY_BUDGET = 32 * 1024 * 1024  # bytes of file content kept across all files
+MAX_DIFF_LINES = 2000  # changed lines beyond which lines are counted, not diffed
 
 
 class WriteClassifier:
@@ -120,6 +121,11 @@ def _diff(old: list[bytes], new: list[bytes]) -> tuple[int, int]:
     while end < len(old) - start and end < len(new) - start and old[-1 - end] == new[-1 - end]:
         end += 1
     old, new = old[start : len(old) - end], new[start : len(new) - end]
+    if len(old) > MAX_DIFF_LINES or len(new) > MAX_DIFF_LINES:
+        # A rewrite of a long file (a formatter, a generator): count lines by multiset,
+        # in linear time, rather than a diff that could take seconds on the event loop.
+        before, after = Counter(old), Counter(new)
+        return sum((after - before).values()), sum((before - after).values())
     added = removed = 0
     matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():

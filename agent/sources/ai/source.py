@@ -261,7 +261,7 @@ class _Handler(FileSystemEventHandler):
 def _take_lock(path: Path) -> IO[bytes]:
     """One reader of the transcripts at a time (the daemon, or one `--sync-ai-activity`)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    file = open(path, "ab")  # noqa: SIM115 - held for the source's lifetime
+    file = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
     try:
         fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
