@@ -180,3 +180,16 @@ def test_watcher_tells_ai_writes_from_a_persons(tmp_path: Path, waka: FakeWakaTi
     assert from_watcher["entity"] == str(repo / "ai.py")
     assert from_watcher["category"] == "ai coding"
     assert "ai_line_changes" not in from_watcher and "human_line_changes" not in from_watcher
+
+
+def test_privacy_settings_apply_to_ai_heartbeats(tmp_path: Path, waka: FakeWakaTime) -> None:
+    repo = git_repo(tmp_path / "secret-project")
+    env = agent_env(tmp_path, waka.url, HEARTBEAT_AGENT_HEARTBEATS__HIDE_FILE_NAMES="true")
+    append(
+        claude_path(Path(env["HOME"]), str(repo), "s"),
+        [claude_edit("s", str(repo / "payroll.py"), time.time(), "a", "a\nb")],
+    )
+    with AgentProcess(env, tmp_path) as agent:
+        [hb] = waka.wait_for(1, timeout=20)
+        assert agent.stop() == 0
+    assert (hb["entity"], hb["category"], hb["ai_line_changes"]) == ("HIDDEN.py", "ai coding", 1)
