@@ -74,14 +74,23 @@ def claude_edit(session: str, path: str, at: float, old: str, new: str) -> dict[
         "version": "2.0.14",
         "timestamp": iso(at),
         "message": {"role": "user", "content": [{"type": "tool_result", "content": "ok"}]},
-        "toolUseResult": {
+        "toolUseResult": {  # Claude Code's FileEditOutput (its sdk-tools.d.ts)
             "filePath": path,
             "oldString": old,
             "newString": new,
             "originalFile": old,
             "structuredPatch": [
-                {"oldStart": 1, "oldLines": old.count("\n") + 1, "newLines": new.count("\n") + 1}
+                {
+                    "oldStart": 1,
+                    "oldLines": old.count("\n") + 1,
+                    "newStart": 1,
+                    "newLines": new.count("\n") + 1,
+                    "lines": [f"-{line}" for line in old.split("\n")]
+                    + [f"+{line}" for line in new.split("\n")],
+                }
             ],
+            "userModified": False,
+            "replaceAll": False,
         },
     }
 
@@ -91,7 +100,13 @@ def claude_create(session: str, path: str, at: float, content: str) -> dict[str,
         "type": "user",
         "sessionId": session,
         "timestamp": iso(at),
-        "toolUseResult": {"type": "create", "filePath": path, "content": content},
+        "toolUseResult": {  # FileWriteOutput of a new file
+            "type": "create",
+            "filePath": path,
+            "content": content,
+            "structuredPatch": [],
+            "originalFile": None,
+        },
     }
 
 

@@ -103,7 +103,24 @@ def test_claude_code_session_becomes_ai_heartbeats(reader: Reader) -> None:
             },
         ],
     )
-    prompt, edit, create, thanks, read = reader.sync()
+    staged = claude_edit("s-1", f"{CWD}/cart.py", T0 + 6, "a", "b")
+    staged["toolUseResult"]["staged"] = True  # held for review: nothing written
+    notebook = {
+        "type": "user",
+        "sessionId": "s-1",
+        "timestamp": iso(T0 + 7),
+        "toolUseResult": {
+            "notebook_path": f"{CWD}/eda.ipynb",
+            "new_source": "import pandas\ndf = 1",
+            "cell_type": "code",
+            "language": "python",
+            "edit_mode": "insert",
+            "original_file": "{}",
+            "updated_file": "{}",
+        },
+    }
+    append(path, [staged, notebook])
+    prompt, edit, create, thanks, read, held, cell = reader.sync()
     assert prompt == {
         "entity": "Claude s-1",
         "time": T0,
@@ -124,6 +141,12 @@ def test_claude_code_session_becomes_ai_heartbeats(reader: Reader) -> None:
     # After a file was edited, the session's turns land on it (wakatime-cli does the same).
     assert thanks["entity"] == f"{CWD}/test_cart.py" and thanks["is_write"] is False
     assert (read["entity"], read["is_write"], read["ai_line_changes"]) == (f"{CWD}/db.py", False, 0)
+    assert (held["is_write"], held.get("ai_line_changes")) == (False, None)
+    assert (cell["entity"], cell["is_write"], cell["ai_line_changes"]) == (
+        f"{CWD}/eda.ipynb",
+        True,
+        2,
+    )
 
 
 def test_codex_patches_count_only_when_applied(reader: Reader) -> None:

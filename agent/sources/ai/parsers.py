@@ -5,7 +5,7 @@ JSON-able dict the caller persists with the file's offset), and returns the hear
 records mean, updating the state in place. What each tool writes, and what wakatime-cli 2.x
 sends for it, is summarised in the README ("AI coding activity"); the rules are:
 
-* a file edit the AI made (Edit/Write/MultiEdit results, apply_patch, write_file/replace,
+* a file edit the AI made (Edit/Write/NotebookEdit results, apply_patch, write_file/replace,
   edit/write tool parts, tool telemetry) is a write heartbeat on that file, category
   `ai coding`, with `ai_line_changes` = lines added minus lines removed;
 * a prompt is a heartbeat with `ai_prompt_length` (characters), an assistant turn one that
@@ -267,7 +267,9 @@ def claude(records: Iterable[Any], session: Session) -> None:
             state["msg"] = (_str(message.get("id")), input_tokens, output_tokens)
         at = parse_time(line.get("timestamp"))
         result = line.get("toolUseResult")
-        if isinstance(result, dict) and (path := _claude_path(result)):
+        if isinstance(result, dict) and result.get("staged"):
+            session.turn(at)  # held for review: the file is unchanged
+        elif isinstance(result, dict) and (path := _claude_path(result)):
             if _claude_is_write(result):
                 session.file_edit(at, path, _claude_line_changes(result))
             else:  # a Read: the AI at work on that file, nothing written
@@ -286,16 +288,26 @@ def _claude_prompt(line: dict[str, Any], message: dict[str, Any]) -> int:
 
 
 def _claude_path(result: dict[str, Any]) -> str:
-    return _str(result.get("filePath")) or _str(_dict(result.get("file")).get("filePath"))
+    """The file a tool result names: Edit/Write/Read (`filePath`), NotebookEdit."""
+    return (
+        _str(result.get("filePath"))
+        or _str(_dict(result.get("file")).get("filePath"))
+        or _str(result.get("notebook_path"))
+    )
 
 
 def _claude_is_write(result: dict[str, Any]) -> bool:
     if result.get("structuredPatch") or result.get("type") in ("create", "update", "delete"):
         return True
+    if "new_source" in result:
+        return not result.get("error")
     return "newString" in result or "oldString" in result
 
 
 def _claude_line_changes(result: dict[str, Any]) -> int:
+    if isinstance(source := result.get("new_source"), str):  # a notebook cell
+        old = _str(result.get("old_source"))
+        return count_lines(source) - (count_lines(old) if old else 0)
     patches = result.get("structuredPatch")
     if isinstance(patches, list) and patches:
         return sum(_int(_dict(p).get("newLines")) - _int(_dict(p).get("oldLines")) for p in patches)
