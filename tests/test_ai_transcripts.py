@@ -238,6 +238,42 @@ def test_gemini_session_document_rewritten_as_it_grows(reader: Reader) -> None:
     assert reader.sync() == []
 
 
+def test_gemini_jsonl_message_completed_later(reader: Reader) -> None:
+    path = reader.home / ".gemini/tmp/a1b2/chats/session-2026-01-01T10-00-def.jsonl"
+    reply = {"id": "g1", "type": "gemini", "timestamp": iso(T0 + 1), "content": "Working"}
+    append(
+        path,
+        [
+            {"sessionId": "def", "projectHash": "a1b2", "startTime": iso(T0)},
+            {"id": "u1", "type": "user", "timestamp": iso(T0), "content": [{"text": "fix it"}]},
+            reply,
+        ],
+    )
+    prompt, turn = reader.sync()
+    assert (prompt["ai_prompt_length"], prompt["ai_session"]) == (6, "def")
+    assert "ai_output_tokens" not in turn
+    # The same message, written again once complete: its tokens and its edit count once.
+    done = reply | {
+        "tokens": {"input": 100, "output": 20, "cached": 0, "thoughts": 5, "tool": 0},
+        "toolCalls": [
+            {
+                "id": "replace-1",
+                "name": "replace",
+                "args": {"file_path": "src/a.py", "old_string": "a", "new_string": "a\nb"},
+                "resultDisplay": {"diffStat": {"model_added_lines": 1, "model_removed_lines": 0}},
+                "status": "success",
+            }
+        ],
+    }
+    append(path, [done, done])
+    [edit] = reader.sync()
+    assert (edit["ai_line_changes"], edit["ai_input_tokens"], edit["ai_output_tokens"]) == (
+        1,
+        100,
+        25,
+    )
+
+
 def test_opencode_tool_part_counts_once_completed(reader: Reader) -> None:
     part = reader.home / ".local/share/opencode/storage/part/msg_1/prt_1.json"
     part.parent.mkdir(parents=True)

@@ -116,10 +116,25 @@ class Session:
         self.editor = editor  # the user-agent product of the tool: `claude-code`, ...
         self.after = after
         self.out: list[Heartbeat] = []
+        self._seen: set[str] | None = None
         state.setdefault("tin", 0)
         state.setdefault("tout", 0)
         state.setdefault("sin", 0)
         state.setdefault("sout", 0)
+
+    def first_time(self, key: str) -> bool:
+        """Whether a record id (of a format rewritten whole) is new; remembers it."""
+        if self._seen is None:
+            self._seen = set(self.state.setdefault("seen", []))
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        seen = self.state["seen"]
+        seen.append(key)
+        if len(seen) > MAX_SEEN:
+            self._seen.difference_update(seen[:-MAX_SEEN])
+            del seen[:-MAX_SEEN]
+        return True
 
     def set(self, **facts: Any) -> None:
         for key, value in facts.items():
@@ -412,14 +427,20 @@ def _gemini_message(message: dict[str, Any], session: Session) -> None:
     at = parse_time(message.get("timestamp"))
     session.set(model=_str(message.get("model")))
     kind = message.get("type")
-    if _first_time(session.state, key):
-        tokens = _dict(message.get("tokens"))
-        if tokens:
-            cached = _int(tokens.get("cached"))
-            session.add_tokens(
-                max(0, _int(tokens.get("input")) - cached) + _int(tokens.get("tool")),
-                _int(tokens.get("output")) + _int(tokens.get("thoughts")),
-            )
+    if tokens := _dict(message.get("tokens")):
+        # A message is written again as it completes: count what its counts grew by.
+        counted: dict[str, list[int]] = session.state.setdefault("counted", {})
+        now = [
+            max(0, _int(tokens.get("input")) - _int(tokens.get("cached")))
+            + _int(tokens.get("tool")),
+            _int(tokens.get("output")) + _int(tokens.get("thoughts")),
+        ]
+        before = counted.pop(key, [0, 0])
+        session.add_tokens(now[0] - before[0], now[1] - before[1])
+        counted[key] = [max(a, b) for a, b in zip(now, before, strict=True)]
+        for old in list(counted)[:-MAX_SEEN]:
+            del counted[old]
+    if session.first_time(key):
         text = _text_of(message.get("content"))
         if kind == "user" and (length := _prompt_length(text)):
             session.turn(at, length)
@@ -434,7 +455,7 @@ def _gemini_message(message: dict[str, Any], session: Session) -> None:
             continue
         if call.get("status") not in (None, "", "success"):
             continue
-        if not _first_time(session.state, f"{key}/{call.get('id') or name}"):
+        if not session.first_time(f"{key}/{call.get('id') or name}"):
             continue
         args = _dict(call.get("args"))
         display = _dict(call.get("resultDisplay"))
@@ -449,15 +470,6 @@ def _gemini_message(message: dict[str, Any], session: Session) -> None:
                 _str(args.get("old_string"))
             )
         session.file_edit(parse_time(call.get("timestamp")) or at, path, changes)
-
-
-def _first_time(state: State, key: str) -> bool:
-    seen: list[str] = state.setdefault("seen", [])
-    if key in seen:
-        return False
-    seen.append(key)
-    del seen[:-MAX_SEEN]
-    return True
 
 
 # -- opencode: ~/.local/share/opencode/storage/{message,part}/... ---------------------------
@@ -479,7 +491,7 @@ def opencode(records: Iterable[Any], session: Session) -> None:
             if (
                 item.get("role") == "assistant"
                 and tokens
-                and _first_time(session.state, _str(item.get("id")))
+                and session.first_time(_str(item.get("id")))
             ):
                 cache = _dict(tokens.get("cache"))
                 session.add_tokens(
@@ -491,7 +503,7 @@ def opencode(records: Iterable[Any], session: Session) -> None:
         tool_state = _dict(item.get("state"))
         if item.get("type") != "tool" or tool_state.get("status") != "completed":
             continue
-        if not _first_time(session.state, _str(item.get("id"))):
+        if not session.first_time(_str(item.get("id"))):
             continue
         times = _dict(tool_state.get("time"))
         at = parse_time(times.get("end")) or parse_time(times.get("start"))
