@@ -240,6 +240,8 @@ def test_gemini_session_document_rewritten_as_it_grows(reader: Reader) -> None:
 
 def test_gemini_jsonl_message_completed_later(reader: Reader) -> None:
     path = reader.home / ".gemini/tmp/a1b2/chats/session-2026-01-01T10-00-def.jsonl"
+    path.parent.mkdir(parents=True)
+    (reader.home / ".gemini/projects.json").write_text(json.dumps({"projects": {CWD: "a1b2"}}))
     reply = {"id": "g1", "type": "gemini", "timestamp": iso(T0 + 1), "content": "Working"}
     append(
         path,
@@ -272,6 +274,7 @@ def test_gemini_jsonl_message_completed_later(reader: Reader) -> None:
         100,
         25,
     )
+    assert edit["entity"] == f"{CWD}/src/a.py"  # relative to the project Gemini names
 
 
 def test_opencode_tool_part_counts_once_completed(reader: Reader) -> None:

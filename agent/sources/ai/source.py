@@ -218,6 +218,8 @@ class AiActivitySource:
     def _deliver(self, path: str, tool: Tool, raw: list[bytes], position: Position) -> bool:
         state = position.state
         state["mtime"] = position.mtime_ns / 1e9
+        if tool.context is not None and "cwd" not in state:
+            state.update(tool.context(path))
         session = Session(state, tool.name, state.get("editor") or tool.editor, self.after)
         records = []
         corrupt = 0

@@ -7,7 +7,9 @@ Locations are those wakatime-cli 2.x reads (pkg/ai), plus the tools' own overrid
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,8 @@ class Tool:
     patterns: tuple[str, ...]  # path patterns below a root (fnmatch, `*` crosses `/`)
     parser: parsers.Parser
     whole_file: bool = False  # a JSON document rewritten in place, not appended lines
+    # Facts a transcript does not hold itself, looked up beside it (Gemini's project root).
+    context: Callable[[str], dict[str, str]] | None = None
 
     def matches(self, path: str) -> bool:
         for root in self.roots:
@@ -55,7 +59,12 @@ def tools(env: dict[str, str] | None = None, home: str | None = None) -> list[To
             parsers.codex,
         ),
         Tool(
-            "Gemini", "gemini-cli", (under(".gemini", "tmp"),), ("*/chats/*.jsonl",), parsers.gemini
+            "Gemini",
+            "gemini-cli",
+            (under(".gemini", "tmp"),),
+            ("*/chats/*.jsonl",),
+            parsers.gemini,
+            context=gemini_project,
         ),
         Tool(
             "Gemini",
@@ -64,6 +73,7 @@ def tools(env: dict[str, str] | None = None, home: str | None = None) -> list[To
             ("*/chats/*.json",),
             parsers.gemini,
             whole_file=True,
+            context=gemini_project,
         ),
         Tool(
             "OpenCode",
@@ -96,3 +106,24 @@ def _unique(paths: list[str]) -> tuple[str, ...]:
 
 def tool_for(path: str, known: list[Tool]) -> Tool | None:
     return next((tool for tool in known if tool.matches(path)), None)
+
+
+def gemini_project(path: str) -> dict[str, str]:
+    """Gemini names a project's folder by a hash; the project root is in the folder's
+    `.project_root`, or in `~/.gemini/projects.json` (root → folder name)."""
+    folder = os.path.dirname(os.path.dirname(path))
+    while os.path.basename(os.path.dirname(folder)) != "tmp" and folder != os.path.dirname(folder):
+        folder = os.path.dirname(folder)  # a sub-agent's chat lies deeper
+    try:
+        with open(os.path.join(folder, ".project_root"), encoding="utf-8") as file:
+            if root := file.read().strip():
+                return {"cwd": root}
+    except OSError:
+        pass
+    try:
+        with open(os.path.join(os.path.dirname(os.path.dirname(folder)), "projects.json")) as file:
+            projects = json.load(file).get("projects") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    slug = os.path.basename(folder)
+    return next(({"cwd": root} for root, name in projects.items() if name == slug), {})
