@@ -58,22 +58,17 @@ def tools(env: dict[str, str] | None = None, home: str | None = None) -> list[To
             ("*rollout-*.jsonl",),
             parsers.codex,
         ),
-        Tool(
-            "Gemini",
-            "gemini-cli",
-            (under(".gemini", "tmp"),),
-            ("*/chats/*.jsonl",),
-            parsers.gemini,
-            context=gemini_project,
-        ),
-        Tool(
-            "Gemini",
-            "gemini-cli",
-            (under(".gemini", "tmp"),),
-            ("*/chats/*.json",),
-            parsers.gemini,
-            whole_file=True,
-            context=gemini_project,
+        *(  # appended lines (newer Gemini CLI), or one document rewritten whole
+            Tool(
+                "Gemini",
+                "gemini-cli",
+                (under(".gemini", "tmp"),),
+                (f"*/chats/*{suffix}",),
+                parsers.gemini,
+                whole_file=whole,
+                context=gemini_project,
+            )
+            for suffix, whole in ((".jsonl", False), (".json", True))
         ),
         Tool(
             "OpenCode",
