@@ -375,6 +375,18 @@ def test_cursor_agent_transcript(reader: Reader) -> None:
     assert write["time"] == pytest.approx(path.stat().st_mtime)  # no timestamp in the record
 
 
+def test_cursor_agent_plain_text_transcript(reader: Reader) -> None:
+    path = reader.home / ".cursor/projects/shop/agent-transcripts/agent-1.txt"
+    path.parent.mkdir(parents=True)
+    path.write_text("user:\n<user_query>Implement this parser</user_query>\nA:\nDone\n")
+    [first] = reader.sync()
+    with open(path, "a") as file:
+        file.write("user:\n<user_query>and its tests</user_query>\nA:\n")
+    [second] = reader.sync()
+    assert (first["ai_prompt_length"], second["ai_prompt_length"]) == (21, 13)
+    assert second["entity"] == "Cursor Agent agent-1" and second["time"] == path.stat().st_mtime
+
+
 def test_environment_overrides_move_the_folders(tmp_path: Path) -> None:
     found = tools(
         env={"CODEX_HOME": str(tmp_path / "cx"), "CLAUDE_CONFIG_DIR": str(tmp_path / "cl")},

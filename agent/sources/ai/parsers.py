@@ -629,6 +629,9 @@ def cursor_agent(records: Iterable[Any], session: Session) -> None:
     """Cursor publishes no schema for these files; like wakatime-cli's generic reader this
     looks for a role, tool calls naming a file, and token counts, wherever they appear."""
     for record in records:
+        if isinstance(record, str):
+            _cursor_text(record, session)
+            continue
         item = _dict(record)
         message = _dict(item.get("message")) or item
         at = parse_time(item.get("timestamp") or item.get("createdAt")) or session.state.get(
@@ -663,6 +666,14 @@ def cursor_agent(records: Iterable[Any], session: Session) -> None:
                 edits += 1
         if role == "assistant" and not edits:
             session.turn(at)
+
+
+def _cursor_text(text: str, session: Session) -> None:
+    """A plain-text transcript (`user:` … `A:` …): each `<user_query>` is a prompt, at the
+    file's time (the text has none of its own)."""
+    for index, match in enumerate(re.finditer(r"<user_query>(.*?)</user_query>", text, re.S)):
+        if session.first_time(f"query/{index}") and (length := _prompt_length(match[1])):
+            session.turn(session.state.get("mtime"), length)
 
 
 Parser = Callable[[Iterable[Any], Session], None]

@@ -170,15 +170,16 @@ def read_lines(path: str, position: Position | None) -> Chunk:
         )
 
 
-def read_document(path: str, position: Position | None) -> Chunk:
-    """A JSON document rewritten in place: all of it, when it parses (a half-written one
+def read_document(path: str, position: Position | None, is_json: bool = True) -> Chunk:
+    """A document rewritten in place: all of it, when it parses (a half-written JSON one
     waits). Its state (the ids already taken) survives a replacement: the same session."""
     with open(path, "rb") as file:
         stat = os.fstat(file.fileno())
         data = file.read()
     current = position or Position()
     try:
-        json.loads(data)
+        if is_json:
+            json.loads(data)
     except ValueError:
         return Chunk([], current)
     return Chunk(

@@ -201,7 +201,10 @@ class AiActivitySource:
             return
         while not self._stopping:
             try:
-                chunk = (read_document if tool.whole_file else read_lines)(path, position)
+                if tool.whole_file:
+                    chunk = read_document(path, position, is_json=not tool.plain_text)
+                else:
+                    chunk = read_lines(path, position)
             except OSError as exc:
                 log.debug("cannot read %s: %s", path, exc)
                 return
@@ -218,14 +221,14 @@ class AiActivitySource:
     def _deliver(self, path: str, tool: Tool, raw: list[bytes], position: Position) -> bool:
         state = position.state
         state["mtime"] = position.mtime_ns / 1e9
-        if tool.context is not None and "cwd" not in state:
-            state.update(tool.context(path))
+        if tool.context is not None and not state.get("context"):
+            state.update(tool.context(path), context=True)
         session = Session(state, tool.name, state.get("editor") or tool.editor, self.after)
-        records = []
+        records: list[Any] = []
         corrupt = 0
         for line in raw:
             try:
-                records.append(decode(line))
+                records.append(line.decode("utf-8", "replace") if tool.plain_text else decode(line))
             except BadRecord:
                 corrupt += 1
         if corrupt:

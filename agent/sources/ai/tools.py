@@ -24,6 +24,7 @@ class Tool:
     patterns: tuple[str, ...]  # path patterns below a root (fnmatch, `*` crosses `/`)
     parser: parsers.Parser
     whole_file: bool = False  # a JSON document rewritten in place, not appended lines
+    plain_text: bool = False  # a text document rewritten in place (whole_file, not JSON)
     # Facts a transcript does not hold itself, looked up beside it (Gemini's project root).
     context: Callable[[str], dict[str, str]] | None = None
 
@@ -50,7 +51,14 @@ def tools(env: dict[str, str] | None = None, home: str | None = None) -> list[To
     if data := env.get("XDG_DATA_HOME"):
         opencode.insert(0, os.path.join(os.path.expanduser(data), "opencode", "storage"))
     return [
-        Tool("Claude", "claude-code", _unique(claude), ("*.jsonl",), parsers.claude),
+        Tool(
+            "Claude",
+            "claude-code",
+            _unique(claude),
+            ("*.jsonl",),
+            parsers.claude,
+            context=session_from_name,
+        ),
         Tool(
             "Codex",
             "codex-cli",
@@ -78,12 +86,18 @@ def tools(env: dict[str, str] | None = None, home: str | None = None) -> list[To
             parsers.opencode,
             whole_file=True,
         ),
-        Tool(
-            "Cursor Agent",
-            "cursor-agent",
-            (under(".cursor", "projects"),),
-            ("*/agent-transcripts/*.jsonl",),
-            parsers.cursor_agent,
+        *(  # JSON lines, or a plain-text transcript
+            Tool(
+                "Cursor Agent",
+                "cursor-agent",
+                (under(".cursor", "projects"),),
+                (f"*/agent-transcripts/*{suffix}",),
+                parsers.cursor_agent,
+                whole_file=text,
+                plain_text=text,
+                context=session_from_name,
+            )
+            for suffix, text in ((".jsonl", False), (".txt", True))
         ),
         Tool(
             "Copilot CLI",
@@ -91,6 +105,7 @@ def tools(env: dict[str, str] | None = None, home: str | None = None) -> list[To
             (under(".copilot", "session-state"),),
             ("*/events.jsonl",),
             parsers.copilot_cli,
+            context=session_from_folder,
         ),
     ]
 
@@ -122,3 +137,13 @@ def gemini_project(path: str) -> dict[str, str]:
         return {}
     slug = os.path.basename(folder)
     return next(({"cwd": root} for root, name in projects.items() if name == slug), {})
+
+
+def session_from_name(path: str) -> dict[str, str]:
+    """The session a transcript is until its records say (`<session>.jsonl`)."""
+    return {"session": os.path.splitext(os.path.basename(path))[0]}
+
+
+def session_from_folder(path: str) -> dict[str, str]:
+    """`<session>/events.jsonl`."""
+    return {"session": os.path.basename(os.path.dirname(path))}
