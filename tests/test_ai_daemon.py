@@ -5,6 +5,7 @@ with and without a daemon; the watcher's writes told apart (AI or person)."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -193,3 +194,26 @@ def test_privacy_settings_apply_to_ai_heartbeats(tmp_path: Path, waka: FakeWakaT
         [hb] = waka.wait_for(1, timeout=20)
         assert agent.stop() == 0
     assert (hb["entity"], hb["category"], hb["ai_line_changes"]) == ("HIDDEN.py", "ai coding", 1)
+
+
+def test_reload_applies_sync_ai_disabled(tmp_path: Path, waka: FakeWakaTime) -> None:
+    env = agent_env(tmp_path, waka.url)
+    home = Path(env["HOME"])
+    transcript = claude_path(home, "/w/p", "s")
+    append(transcript, [claude_prompt("s", "/w/p", "on", time.time())])
+    work = tmp_path / "work"  # not watching the home folder, where the config is written
+    work.mkdir()
+    with AgentProcess(env, work) as agent:
+        waka.wait_for(1, timeout=20)
+        (home / ".wakatime.cfg").write_text("[settings]\nsync_ai_disabled = true\n")
+        assert agent.proc is not None
+        agent.proc.send_signal(signal.SIGHUP)
+        agent.wait_for_log("AI coding activity: off")
+        agent.wait_for_log("configuration reloaded")
+        (home / ".wakatime.cfg").write_text("[settings]\n")
+        append(transcript, [claude_prompt("s", "/w/p", "back on", time.time())])
+        agent.proc.send_signal(signal.SIGHUP)
+        second = waka.wait_for(2, timeout=20)[1]  # read again once it is allowed again
+        assert agent.stop() == 0
+    assert second["ai_prompt_length"] == len("back on")
+    assert len(waka.received) == 2
