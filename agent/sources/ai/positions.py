@@ -79,6 +79,9 @@ class PositionStore:
         self._lock = threading.Lock()
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
+            # No fsync per position: a power cut can lose the last positions, which costs
+            # re-reading those lines (the server drops the duplicates), never a heartbeat.
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.execute(SCHEMA)
 
