@@ -66,17 +66,14 @@ def tools(env: dict[str, str] | None = None, home: str | None = None) -> list[To
             ("*rollout-*.jsonl",),
             parsers.codex,
         ),
-        *(  # appended lines (newer Gemini CLI), or one document rewritten whole
-            Tool(
-                "Gemini",
-                "gemini-cli",
-                (under(".gemini", "tmp"),),
-                (f"*/chats/*{suffix}",),
-                parsers.gemini,
-                whole_file=whole,
-                context=gemini_project,
-            )
-            for suffix, whole in ((".jsonl", False), (".json", True))
+        *_lines_or_document(
+            "Gemini",
+            "gemini-cli",
+            under(".gemini", "tmp"),
+            "*/chats/*",
+            ".json",
+            parsers.gemini,
+            gemini_project,
         ),
         Tool(
             "OpenCode",
@@ -86,18 +83,14 @@ def tools(env: dict[str, str] | None = None, home: str | None = None) -> list[To
             parsers.opencode,
             whole_file=True,
         ),
-        *(  # JSON lines, or a plain-text transcript
-            Tool(
-                "Cursor Agent",
-                "cursor-agent",
-                (under(".cursor", "projects"),),
-                (f"*/agent-transcripts/*{suffix}",),
-                parsers.cursor_agent,
-                whole_file=text,
-                plain_text=text,
-                context=session_from_name,
-            )
-            for suffix, text in ((".jsonl", False), (".txt", True))
+        *_lines_or_document(
+            "Cursor Agent",
+            "cursor-agent",
+            under(".cursor", "projects"),
+            "*/agent-transcripts/*",
+            ".txt",
+            parsers.cursor_agent,
+            session_from_name,
         ),
         Tool(
             "Copilot CLI",
@@ -108,6 +101,32 @@ def tools(env: dict[str, str] | None = None, home: str | None = None) -> list[To
             context=session_from_folder,
         ),
     ]
+
+
+def _lines_or_document(
+    name: str,
+    editor: str,
+    root: str,
+    stem: str,
+    document: str,
+    parser: parsers.Parser,
+    context: Callable[[str], dict[str, str]],
+) -> tuple[Tool, Tool]:
+    """A tool whose transcripts are appended lines (`.jsonl`) or one document rewritten
+    whole (`.json`, or plain `.txt`)."""
+    return (
+        Tool(name, editor, (root,), (f"{stem}.jsonl",), parser, context=context),
+        Tool(
+            name,
+            editor,
+            (root,),
+            (f"{stem}{document}",),
+            parser,
+            whole_file=True,
+            plain_text=document == ".txt",
+            context=context,
+        ),
+    )
 
 
 def _unique(paths: list[str]) -> tuple[str, ...]:
