@@ -9,6 +9,7 @@ storage parts, Copilot CLI's `events.jsonl`. Our own minimal fixtures, not copie
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -182,3 +183,59 @@ def codex_tokens(at: float, input_tokens: int, cached: int, output_tokens: int) 
             "rate_limits": {"plan_type": "plus"},
         },
     }
+
+
+# -- opencode's SQLite store ----------------------------------------------------------------
+
+
+class OpencodeStore:
+    """`~/.local/share/opencode/opencode.db` with the tables wakatime-cli reads; rows are
+    updated in place as opencode does (a row keeps its rowid)."""
+
+    def __init__(self, home: Path, directory: str, session: str = "ses_1") -> None:
+        path = home / ".local" / "share" / "opencode" / "opencode.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.session = session
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(
+            "CREATE TABLE IF NOT EXISTS session (id TEXT PRIMARY KEY, directory TEXT,"
+            " version TEXT);"
+            "CREATE TABLE IF NOT EXISTS message (id TEXT PRIMARY KEY, session_id TEXT, data TEXT,"
+            " time_created INTEGER);"
+            "CREATE TABLE IF NOT EXISTS part (id TEXT PRIMARY KEY, message_id TEXT,"
+            " session_id TEXT, data TEXT, time_created INTEGER);"
+        )
+        self.db.execute(
+            "INSERT OR IGNORE INTO session VALUES (?, ?, '1.0.150')", (session, directory)
+        )
+
+    def put(
+        self, table: str, row_id: str, document: dict[str, Any], message: str = "msg_2"
+    ) -> None:
+        created = int(time_of(document) * 1000)
+        if table == "part":
+            columns, values = (
+                "(id, message_id, session_id, data, time_created)",
+                (
+                    row_id,
+                    message,
+                    self.session,
+                    json.dumps(document),
+                    created,
+                ),
+            )
+        else:
+            columns = "(id, session_id, data, time_created)"
+            values = (row_id, self.session, json.dumps(document), created)
+        marks = "?" + ", ?" * (len(values) - 1)
+        self.db.execute(
+            f"INSERT INTO {table} {columns} VALUES ({marks})"
+            " ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+            values,
+        )
+
+
+def time_of(document: dict[str, Any]) -> float:
+    times = document.get("time") or (document.get("state") or {}).get("time") or {}
+    return (times.get("created") or times.get("start") or 0) / 1000

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from agentproc import WAKATIME_CLI, AgentProcess, agent_env, git_repo
 from aitranscripts import (
+    OpencodeStore,
     append,
     claude_edit,
     claude_path,
@@ -217,3 +218,33 @@ def test_reload_applies_sync_ai_disabled(tmp_path: Path, waka: FakeWakaTime) -> 
         assert agent.stop() == 0
     assert second["ai_prompt_length"] == len("back on")
     assert len(waka.received) == 2
+
+
+def test_opencode_store_followed_through_its_wal(tmp_path: Path, waka: FakeWakaTime) -> None:
+    env = agent_env(tmp_path, waka.url)
+    repo = git_repo(tmp_path / "web")
+    store = OpencodeStore(Path(env["HOME"]), str(repo))
+    work = tmp_path / "work"
+    work.mkdir()
+    with AgentProcess(env, work) as agent:
+        agent.wait_for_log("following AI transcripts in " + env["HOME"] + "/.local/share/opencode")
+        now = int(time.time() * 1000)
+        edit = {
+            "type": "tool",
+            "tool": "edit",
+            "state": {
+                "status": "completed",
+                "input": {"filePath": str(repo / "index.ts"), "oldString": "a", "newString": "b"},
+                "metadata": {"filediff": {"additions": 2, "deletions": 1}},
+                "time": {"start": now, "end": now + 50},
+            },
+        }
+        store.put("part", "prt_1", edit)  # a commit: it lands in opencode.db-wal
+        [hb] = waka.wait_for(1, timeout=20)
+        assert agent.stop() == 0
+    assert (hb["entity"], hb["ai_line_changes"], hb["project"]) == (
+        str(repo / "index.ts"),
+        1,
+        "web",
+    )
+    assert hb["user_agent"].endswith("opencode-cli/1.0.150")

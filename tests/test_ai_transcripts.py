@@ -8,9 +8,11 @@ import logging
 import os
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aitranscripts import (
+    OpencodeStore,
     append,
     claude_assistant,
     claude_create,
@@ -302,6 +304,39 @@ def test_opencode_tool_part_counts_once_completed(reader: Reader) -> None:
     [edit] = reader.sync()
     assert (edit["entity"], edit["ai_line_changes"], edit["ai_session"]) == ("/p/a.ts", 2, "ses_9")
     assert edit["time"] == pytest.approx(T0 + 0.02)
+
+
+def test_opencode_sqlite_store_rows_new_and_finished_later(reader: Reader) -> None:
+    put = OpencodeStore(reader.home, CWD).put
+    ms = int(T0 * 1000)
+    reply: dict[str, Any] = {"role": "assistant", "modelID": "gpt-5", "time": {"created": ms}}
+    tool: dict[str, Any] = {"type": "tool", "tool": "write", "state": {"status": "running"}}
+    put("message", "msg_1", {"role": "user", "time": {"created": ms}})
+    put("message", "msg_2", reply)
+    put("part", "prt_1", tool)
+    assert reader.sync() == []  # the reply and its tool call are still running
+    tool["state"] = {
+        "status": "completed",
+        "input": {"filePath": "app/new.ts", "content": "a\nb\nc"},
+        "metadata": {"exists": False},
+        "time": {"start": ms + 100, "end": ms + 200},
+    }
+    put("part", "prt_1", tool)
+    reply |= {"time": {"created": ms, "completed": ms + 300}, "tokens": {"input": 70, "output": 9}}
+    put("message", "msg_2", reply)
+    turn, write = reader.sync()
+    assert (turn["ai_input_tokens"], turn["ai_output_tokens"], turn["ai_session"]) == (
+        70,
+        9,
+        "ses_1",
+    )
+    assert (write["entity"], write["ai_line_changes"]) == (f"{CWD}/app/new.ts", 3)
+    assert write["user_agent"] == "gpt/5 opencode-cli/1.0.150"
+    reader.restart()
+    assert reader.sync() == []
+    put("part", "prt_2", tool | {"id": "prt_2"})
+    [again] = reader.sync()
+    assert again["entity"] == f"{CWD}/app/new.ts"
 
 
 def test_copilot_cli_events(reader: Reader) -> None:

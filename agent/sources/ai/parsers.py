@@ -481,6 +481,9 @@ def opencode(records: Iterable[Any], session: Session) -> None:
     for record in records:
         item = _dict(record)
         session.set(session=_str(item.get("sessionID")))
+        if "directory" in item:  # a session's facts (the SQLite store)
+            session.set(cwd=_str(item.get("directory")), version=_str(item.get("version")))
+            continue
         if "role" in item:
             path = _dict(item.get("path"))
             session.set(
@@ -488,9 +491,10 @@ def opencode(records: Iterable[Any], session: Session) -> None:
             )
             tokens = _dict(item.get("tokens"))
             at = parse_time(_dict(item.get("time")).get("created"))
+            done = _dict(item.get("time")).get("completed")
             if (
                 item.get("role") == "assistant"
-                and tokens
+                and done
                 and session.first_time(_str(item.get("id")))
             ):
                 cache = _dict(tokens.get("cache"))

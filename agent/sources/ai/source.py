@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ from watchdog.observers import Observer
 
 from agent import wakatime_cfg
 from agent.heartbeat import Heartbeat
+from agent.sources.ai import opencode_db
 from agent.sources.ai.attribution import WriteClassifier
 from agent.sources.ai.parsers import BadRecord, Session, decode
 from agent.sources.ai.positions import Position, PositionStore, read_document, read_lines, unchanged
@@ -37,6 +39,7 @@ Sink = Callable[[Sequence[Heartbeat]], "Future[int]"]
 RESCAN_INTERVAL = 60.0
 SINK_TIMEOUT = 60.0  # seconds to wait for the sink's commit before trying again later
 POSITIONS_FILE = "ai-transcripts.sqlite3"
+SETTLE = 1.0  # seconds after an SQLite store's last write before a read of it is final
 
 
 class SyncBusy(RuntimeError):
@@ -115,6 +118,7 @@ class AiActivitySource:
         self._wake.set()
 
     def changed(self, path: str) -> None:
+        path = path.removesuffix("-wal")  # an SQLite store's commits land in its WAL
         if tool_for(path, self.tools) is not None:
             with self._state_lock:
                 self._dirty.add(path)
@@ -190,22 +194,28 @@ class AiActivitySource:
             return
         try:
             stat = os.stat(path)
+            identity = (
+                opencode_db.identity(path)
+                if tool.database
+                else (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            )
         except OSError:
             return
-        identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
         if self._seen.get(path) == identity:
             return
         position = self.positions.get(path)
-        if unchanged(stat, position):
+        if not tool.database and unchanged(stat, position):
             self._seen[path] = identity
             return
         while not self._stopping:
             try:
-                if tool.whole_file:
+                if tool.database:
+                    chunk = opencode_db.read_database(path, position)
+                elif tool.whole_file:
                     chunk = read_document(path, position, is_json=not tool.plain_text)
                 else:
                     chunk = read_lines(path, position)
-            except OSError as exc:
+            except (OSError, sqlite3.Error) as exc:
                 log.debug("cannot read %s: %s", path, exc)
                 return
             if chunk.restarted:
@@ -216,6 +226,13 @@ class AiActivitySource:
             position = chunk.position
             if not chunk.more:
                 break
+        if tool.database and time.time() - max(identity[1], identity[3]) / 1e9 < SETTLE:
+            # A commit's WAL frames are written (the event) before its index is updated:
+            # what this read missed becomes visible a moment later, with no event. Look again.
+            timer = threading.Timer(SETTLE, self.changed, (path,))
+            timer.daemon = True
+            timer.start()
+            return
         self._seen[path] = identity
 
     def _deliver(self, path: str, tool: Tool, raw: list[bytes], position: Position) -> bool:

@@ -25,6 +25,7 @@ class Tool:
     parser: parsers.Parser
     whole_file: bool = False  # a JSON document rewritten in place, not appended lines
     plain_text: bool = False  # a text document rewritten in place (whole_file, not JSON)
+    database: bool = False  # an SQLite store (opencode's), read by rowid
     # Facts a transcript does not hold itself, looked up beside it (Gemini's project root).
     context: Callable[[str], dict[str, str]] | None = None
 
@@ -47,9 +48,9 @@ def tools(env: dict[str, str] | None = None, home: str | None = None) -> list[To
     if config := env.get("CLAUDE_CONFIG_DIR"):
         claude.insert(0, os.path.join(os.path.expanduser(config), "projects"))
     codex_home = os.path.expanduser(env.get("CODEX_HOME") or under(".codex"))
-    opencode = [under(".local", "share", "opencode", "storage")]
+    opencode = [under(".local", "share", "opencode")]
     if data := env.get("XDG_DATA_HOME"):
-        opencode.insert(0, os.path.join(os.path.expanduser(data), "opencode", "storage"))
+        opencode.insert(0, os.path.join(os.path.expanduser(data), "opencode"))
     return [
         Tool(
             "Claude",
@@ -79,9 +80,17 @@ def tools(env: dict[str, str] | None = None, home: str | None = None) -> list[To
             "OpenCode",
             "opencode-cli",
             _unique(opencode),
-            ("message/*.json", "part/*.json"),
+            ("storage/message/*.json", "storage/part/*.json"),
             parsers.opencode,
             whole_file=True,
+        ),
+        Tool(
+            "OpenCode",
+            "opencode-cli",
+            _unique(opencode),
+            ("opencode*.db",),
+            parsers.opencode,
+            database=True,
         ),
         *_lines_or_document(
             "Cursor Agent",
