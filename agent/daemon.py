@@ -41,6 +41,8 @@ from agent.sender import (
     basic_authorization,
     display_url,
 )
+from agent.sources.ai import WriteClassifier
+from agent.sources.ai.tools import tools as ai_tools
 from agent.stats import iso_time
 from agent.store import HeartbeatStore, StoreError
 from agent.transport import DeliveryClient
@@ -96,6 +98,8 @@ class Daemon:
         self.watcher: FileWatcher | None = None
         self.watch_problem: str | None = None  # why the watcher is not running
         self.ipc: IpcServer | None = None
+        self.ai: Any = None  # the AI-transcript source, when enabled
+        self.attribution = WriteClassifier()
         self.server_today = CachedFetch(self._fetch_status_bar, clock)
         self.commits = 0
         self._local_status_bar: tuple[tuple[int, str], dict[str, Any]] | None = None
@@ -155,6 +159,7 @@ class Daemon:
         self.ipc = IpcServer(settings.socket_path(), self.handle_request)
         await self.ipc.start()
         await asyncio.to_thread(self._start_watcher)
+        await asyncio.to_thread(self._start_ai)
         self._retention_due()
         self._spawn(asyncio.to_thread(self._check_queue_size), "the queue size check")
 
@@ -165,6 +170,8 @@ class Daemon:
             self._retention.cancel()
         if self.watcher:
             await asyncio.to_thread(self.watcher.stop)
+        if self.ai:
+            await asyncio.to_thread(self.ai.stop)
         if self.ipc:
             await self.ipc.stop()
         self._flush_policy(final=True)
@@ -210,9 +217,46 @@ class Daemon:
         self.watcher, self.watch_problem = watcher, None
         log.info("watching %s", ", ".join(roots) or "nothing")
 
+    def _start_ai(self) -> None:
+        """Follow the AI tools' transcripts unless `[ai] enabled = false` or wakatime-cli's
+        `sync_ai_disabled` says not to; its heartbeats take the plugins' path (ingest)."""
+        from agent.sources.ai.positions import PositionStore
+        from agent.sources.ai.source import (
+            AiActivitySource,
+            SyncBusy,
+            ai_sync_disabled,
+            backfill_start,
+            positions_path,
+        )
+
+        if not self.settings.ai.enabled or ai_sync_disabled():
+            log.info("AI coding activity: off (settings)")
+            return
+        database = self.settings.database_path()
+        try:
+            self.ai = AiActivitySource(
+                self.ingest.submit,
+                PositionStore(positions_path(database)),
+                lock_path=positions_path(database).with_suffix(".lock"),
+                classifier=self.attribution,
+                after=backfill_start(self.settings.ai.backfill_days, self.clock()),
+            )
+        except SyncBusy as exc:
+            log.warning("AI coding activity: not read by this daemon: %s", exc)
+            return
+        self.ai.start()
+
+    def _restart_ai(self) -> None:
+        if self.ai:
+            self.ai.stop()
+            self.ai = None
+        self._start_ai()
+
     def _own_files(self) -> tuple[str, ...]:
-        """Path prefixes of the agent's own files (database, tokens, log), never activity."""
+        """Path prefixes of the agent's own files (database, tokens, log), never activity;
+        nor are the AI tools' transcripts (they are read as AI activity, not watched)."""
         own = [os.path.join(self.settings.database_path().parent, "")]
+        own += [os.path.join(root, "") for tool in ai_tools() for root in tool.roots]
         if self.settings.log.file:
             own.append(os.path.abspath(os.path.expanduser(self.settings.log.file)))
         return tuple(own)
@@ -267,7 +311,7 @@ class Daemon:
             Heartbeat(entity=a.path, time=a.time, type="file", is_write=a.is_write) for a in due
         ]
         if heartbeats:
-            self.ingest.submit(heartbeats)
+            self.ingest.submit(self.attribution.attribute(heartbeats))
         if not final:
             self._schedule_policy()
 
@@ -303,6 +347,10 @@ class Daemon:
             if request.get("status_bar") is True:  # the plugins' `--today` (DESIGN §2a)
                 return self._in_thread(self.status_bar_answer)
             return self._in_thread(self.today)
+        if op == "sync_ai":  # the plugins' --sync-ai-activity: a nudge, answered at once
+            if self.ai is not None:
+                self.ai.nudge()
+            return {"ok": True, "enabled": self.ai is not None}
         if op == "flush":
             self.flush()
             return {"ok": True, "queued": self.store.counts(among=self.destination_names()).queued}
@@ -534,6 +582,7 @@ class Daemon:
                 await asyncio.to_thread(self.watcher.stop)
             self._project_of_folder.cache_clear()
             await asyncio.to_thread(self._start_watcher)
+            await asyncio.to_thread(self._restart_ai)
             await asyncio.to_thread(self._check_queue_size)
             log.info("configuration reloaded")
             return True
