@@ -19,7 +19,8 @@ figures in BENCHMARKS.md):
   tool run.
 * **Package managers.** Nobody edits a lock file by hand: a manifest (``package.json``,
   ``Cargo.toml``, …) written within ``PAIR_WINDOW`` seconds of a lock file in its folder was
-  written by the package manager too, even alone (``npm install pkg``).
+  written by the package manager too, even alone (``npm install pkg``); and a manifest written
+  with any other file within ``tool_window`` is a generator's (``cargo new``, ``npm init``).
 
 The policy asks at two moments: when a write arrives (``write``: an operation already under
 way takes it at once) and when a held write is about to become an activity (``covering``: an
@@ -249,7 +250,11 @@ class Authorship:
             recent.popitem(last=False)
         recent[path] = at
         recent.move_to_end(path)
-        if len(recent) < self.settings.tool_files:
+        # Project generators (cargo new, npm init) write a manifest and one more file.
+        needed = self.settings.tool_files
+        if any(os.path.basename(written) in MANIFESTS for written in recent):
+            needed = min(needed, 2)
+        if len(recent) < needed:
             return None
         run = state.run = Operation(Writer.TOOL, project, start=min(recent.values()), end=at)
         state.operations.append(run)
