@@ -213,8 +213,9 @@ class Authorship:
         operations over are moved to ``finished``."""
         horizon = now - keep - self.settings.tool_window
         for key, state in list(self._projects.items()):
-            while state.operations and self._until(state.operations[0]) < horizon:
-                op = state.operations.popleft()
+            over = [op for op in state.operations if self._forget_at(op, keep) <= now]
+            for op in over:
+                state.operations.remove(op)
                 if op.writes:
                     self.finished.append(op)
             while state.recent and next(iter(state.recent.values())) < horizon:
@@ -223,6 +224,23 @@ class Authorship:
                 del self._projects[key]
         for folder in [f for f, at in self._lock_files.items() if at < now - keep - PAIR_WINDOW]:
             del self._lock_files[folder]
+
+    def next_forget(self, keep: float) -> float | None:
+        """When ``forget(now, keep)`` will next report an operation over (its log line)."""
+        return min(
+            (
+                self._forget_at(op, keep)
+                for state in self._projects.values()
+                for op in state.operations
+                if op.writes
+            ),
+            default=None,
+        )
+
+    def _forget_at(self, op: Operation, keep: float) -> float:
+        """When no write held ``keep`` seconds can still be ``op``'s (one expression for
+        ``forget`` and ``next_forget``, so they agree to the last bit)."""
+        return self._until(op) + keep + self.settings.tool_window
 
     def end_all(self) -> None:
         """Shutting down: every operation with writes is reported as finished."""

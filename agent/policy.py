@@ -123,6 +123,9 @@ class ActivityPolicy:
         self._settings = settings
         self._quiet = max(settings.debounce_seconds, settings.storm_window)
         self._spacing = min(settings.autosave_interval, settings.heartbeat_interval)
+        # How long after its last write a write may still be held: what a VCS operation or a
+        # tool run must be remembered for.
+        self._keep = max(self._quiet, settings.plugin_wait, self._spacing)
         self.authorship.settings = AuthorshipSettings(
             tool_files=settings.storm_files + 1, tool_window=settings.storm_window
         )
@@ -243,9 +246,13 @@ class ActivityPolicy:
         return len(self._held)
 
     def next_deadline(self) -> float | None:
-        """When ``due`` may next return something; None while nothing is held."""
+        """When ``due`` may next return something, or report an operation over; None while
+        there is neither."""
         return min(
-            (self._release_time(path, held) for path, held in self._held.items()),
+            (
+                *(self._release_time(path, held) for path, held in self._held.items()),
+                *filter(None, [self.authorship.next_forget(self._keep)]),
+            ),
             default=None,
         )
 
@@ -287,8 +294,7 @@ class ActivityPolicy:
 
     def _forget_stale(self, now: float) -> None:
         """Drop what can no longer change a decision, so an idle policy holds nothing."""
-        keep = max(self._quiet, self.settings.plugin_wait) + self.settings.autosave_interval
-        self.authorship.forget(now, keep)
+        self.authorship.forget(now, self._keep)
         for table, kept in (
             (self._last_emitted, self._spacing),
             (self._plugin_seen, self.settings.plugin_grace),
