@@ -45,7 +45,7 @@ from agent.sender import (
 )
 from agent.stats import iso_time
 from agent.store import HeartbeatStore
-from agent.useragent import machine_name
+from agent.useragent import AGENT_PLUGIN, machine_name
 from agent.watcher import FileWatcher
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ RETENTION_INTERVAL = 86400.0  # the history is pruned at startup and then daily
 QUEUE_CHECK_INTERVAL = 60.0  # the queue is measured against [queue] max_queued at most this often
 TODAY_ROWS = 10  # rows of each breakdown in the `today` answer
 WATCHED_BATCH_DELAY = 0.05  # seconds the watcher's events gather before the policy takes them
+PLUGINS_REMEMBERED = 7 * 86400.0  # seconds of history in which a plugin heartbeat counts
 WRITTEN, REMOVED = "written", "removed"  # the watcher's events that are not signals
 WatchedEvent = Signal | str
 
@@ -135,6 +136,10 @@ class Daemon:
         self.ingest.start()
         self._start_deliveries()
         self.policy = ActivityPolicy(_policy_settings(settings), self._project_key)
+        # Plugins used lately: the watcher's heartbeats wait for their late reports at once.
+        self.policy.plugins_in_use = self.store.has_heartbeats_not_from(
+            AGENT_PLUGIN, self.clock() - PLUGINS_REMEMBERED
+        )
         self.ipc = IpcServer(settings.socket_path(), self.handle_request)
         await self.ipc.start()
         await asyncio.to_thread(self._start_watcher)

@@ -26,12 +26,14 @@ Plugin precedence: a plugin that reported an entity over IPC knows more than the
 (cursor, unsaved buffers, its own writes). For ``plugin_grace`` seconds after a plugin's
 heartbeat the watcher's writes of that entity are dropped. The default, 120 s, is WakaTime's
 own heartbeat interval: a plugin active on a file reports it at least that often. A plugin may
-report a save late (vim-wakatime sends its heartbeats in batches up to 30 s old), so while a
-plugin is active in a project (it reported one of its files within ``plugin_grace``) the
-watcher's writes there are held ``plugin_wait`` seconds: if the plugin reports the file
-meanwhile, the watcher's copy is dropped and the save is one heartbeat, the plugin's. Holding
-here, rather than merging duplicates in the store, keeps the store and delivery ignorant of
-where a heartbeat came from and never delays a plugin's own heartbeats.
+also report a save late (vim-wakatime sends its heartbeats in batches every 30 s), after the
+watcher's write of it was released, and before it has reported anything at all. So once
+plugins are in use (``plugins_in_use``: the daemon sets it from its history, and any plugin
+heartbeat does), an activity waits ``plugin_wait`` more seconds before it leaves; a plugin
+heartbeat of the same file within ``plugin_wait`` of it drops it: one save, one heartbeat, the
+plugin's. Waiting here, rather than merging duplicates in the store, keeps the store and
+delivery ignorant of where a heartbeat came from and never delays a plugin's own heartbeats;
+the price is that the watcher's heartbeats reach the queue a minute late for plugin users.
 
 Every decision on a path is remembered (the latest ``DECISIONS_KEPT`` paths) for ``agent why``.
 
@@ -44,7 +46,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -92,7 +94,6 @@ class _Held:
     first: float
     last: float
     removed: bool = False
-    plugin_active: bool = False  # a plugin is active in its project: wait for its heartbeat
 
 
 class ActivityPolicy:
@@ -106,7 +107,9 @@ class ActivityPolicy:
         self._held: dict[str, _Held] = {}
         self._last_emitted: dict[str, float] = {}
         self._plugin_seen: dict[str, float] = {}
-        self._plugin_projects: dict[str, float] = {}
+        # Activities released and waiting for a plugin's late report: (leave at, activity).
+        self._waiting: deque[tuple[float, FileActivity]] = deque()
+        self.plugins_in_use = False
         self._overflow_until = -math.inf
         self._forgot_at = -math.inf
         self.decisions: OrderedDict[str, Decision] = OrderedDict()
@@ -125,7 +128,7 @@ class ActivityPolicy:
         self._spacing = min(settings.autosave_interval, settings.heartbeat_interval)
         # How long after its last write a write may still be held: what a VCS operation or a
         # tool run must be remembered for.
-        self._keep = max(self._quiet, settings.plugin_wait, self._spacing)
+        self._keep = max(self._quiet, self._spacing)
         self.authorship.settings = AuthorshipSettings(
             tool_files=settings.storm_files + 1, tool_window=settings.storm_window
         )
@@ -151,12 +154,10 @@ class ActivityPolicy:
                 self._overflow(at)
                 self._decide(path, at, Writer.TOOL, "more files held at once than [max_held]")
                 return
-            held = self._hold(path, key, at)
+            self._hold(path, key, at)
         else:
             held.last = max(held.last, at)
             held.removed = False
-        plugin_at = self._plugin_projects.get(key)
-        held.plugin_active = plugin_at is not None and at - plugin_at < self.settings.plugin_grace
 
     def file_removed(self, path: str, at: float) -> None:
         """``path`` was deleted or renamed away: if it is not written again before its release,
@@ -170,18 +171,25 @@ class ActivityPolicy:
         self.authorship.signal(kind, where, self._project_key(os.path.join(where, "")), at)
 
     def plugin_heartbeat(self, entity: str, at: float) -> None:
-        """A plugin reported ``entity``: the watcher's writes of it are dropped for a while, and
-        those of its project wait for the plugin's heartbeats."""
+        """A plugin reported ``entity``: the watcher's copies of the same activity are dropped,
+        and its writes of the file for ``plugin_grace``."""
         entity = os.path.normpath(entity)
+        self.plugins_in_use = True
         seen = self._plugin_seen.get(entity)
         if seen is None or at > seen:
             self._plugin_seen[entity] = at
-        key = self._project_key(entity)
-        if at > self._plugin_projects.get(key, -math.inf):
-            self._plugin_projects[key] = at
+        reason = "a plugin reported this file too"
         if entity in self._held:
-            held = self._release(entity)
-            self._decide(entity, held.last, Writer.PLUGIN, "a plugin reported this save too")
+            self._decide(entity, self._release(entity).last, Writer.PLUGIN, reason)
+        if any(activity.path == entity for _, activity in self._waiting):
+            wait = self.settings.plugin_wait
+            for item in [
+                item
+                for item in self._waiting
+                if item[1].path == entity and abs(item[1].time - at) <= wait
+            ]:
+                self._waiting.remove(item)
+                self._decide(entity, item[1].time, Writer.PLUGIN, reason)
         # Forgetting scans every table: once a second of heartbeat time, not on every call
         # (a plugin may send thousands a second); a time out of that second scans at once.
         if not self._forgot_at <= at < self._forgot_at + FORGET_INTERVAL:
@@ -197,7 +205,15 @@ class ActivityPolicy:
         if now == math.inf:
             self.authorship.end_all()
         self._forget_stale(now)
-        return sorted(activities, key=lambda activity: activity.time)
+        activities.sort(key=lambda activity: activity.time)
+        if not self.plugins_in_use or self.settings.plugin_wait <= 0:
+            return activities
+        leave = now + self.settings.plugin_wait
+        self._waiting += ((leave, activity) for activity in activities)
+        left = []
+        while self._waiting and self._waiting[0][0] <= now:
+            left.append(self._waiting.popleft()[1])
+        return sorted(left, key=lambda activity: activity.time)
 
     def why(self, path: str) -> Decision | None:
         """The latest decision on ``path``, if it is still remembered."""
@@ -233,7 +249,7 @@ class ActivityPolicy:
                 # A run of writes that opens a session: its start is the activity, and its end
                 # stays held (spaced like any later write) so neither end of the run is lost.
                 activities.append(FileActivity(path=path, time=held.first))
-                self._hold(path, held.project, held.last).plugin_active = held.plugin_active
+                self._hold(path, held.project, held.last)
             else:
                 activities.append(FileActivity(path=path, time=held.last))
             self._decide(path, held.last, Writer.PERSON, "a person's save: a heartbeat", True)
@@ -252,6 +268,7 @@ class ActivityPolicy:
             (
                 *(self._release_time(path, held) for path, held in self._held.items()),
                 *filter(None, [self.authorship.next_forget(self._keep)]),
+                *([self._waiting[0][0]] if self._waiting else []),
             ),
             default=None,
         )
@@ -262,8 +279,6 @@ class ActivityPolicy:
         if held.removed:
             return quiet
         spaced = self._last_emitted.get(path, -math.inf) + self._spacing
-        if held.plugin_active:
-            quiet = max(quiet, held.last + self.settings.plugin_wait)
         return max(quiet, spaced)
 
     def _dropped(self, path: str, at: float, op: Operation) -> None:
@@ -298,7 +313,6 @@ class ActivityPolicy:
         for table, kept in (
             (self._last_emitted, self._spacing),
             (self._plugin_seen, self.settings.plugin_grace),
-            (self._plugin_projects, self.settings.plugin_grace),
         ):
             for key in [key for key, at in table.items() if now - at >= kept]:
                 del table[key]

@@ -113,27 +113,36 @@ def test_a_manifest_written_with_one_more_file_is_a_generators() -> None:
 
 def test_a_plugins_late_heartbeat_of_a_save_drops_the_watchers_copy() -> None:
     policy = make()
-    policy.plugin_heartbeat("/p/a/other.py", 0.0)  # vim-wakatime is active in the project
+    policy.plugins_in_use = True  # the daemon's history has plugin heartbeats
     policy.file_written("/p/a/x.py", 10.0)
-    assert policy.due(10.0 + 30.0) == []  # held for the plugin
-    policy.plugin_heartbeat("/p/a/x.py", 10.0)  # its buffer of heartbeats, 30 s late
+    assert policy.due(12.0) == []  # released by the debounce, then waiting for a plugin
+    assert policy.next_deadline() == 12.0 + PolicySettings().plugin_wait
+    policy.plugin_heartbeat("/p/a/x.py", 10.0)  # vim-wakatime's buffer, 30 s late
     assert run(policy) == []
     assert policy.why("/p/a/x.py").writer is Writer.PLUGIN
 
 
 def test_a_save_the_plugin_never_reports_still_counts_at_its_own_time() -> None:
     policy = make()
-    policy.plugin_heartbeat("/p/a/other.py", 0.0)
+    policy.plugin_heartbeat("/p/a/other.py", 0.0)  # a plugin in use, on another file
     policy.file_written("/p/a/x.py", 10.0)  # saved by an editor without a plugin
-    assert policy.next_deadline() == 10.0 + PolicySettings().plugin_wait
+    assert run(policy) == [FileActivity("/p/a/x.py", 10.0)]
+    assert policy.why("/p/a/x.py").counted
+
+
+def test_a_plugin_heartbeat_long_after_the_save_is_another_activity() -> None:
+    policy = make()
+    policy.plugins_in_use = True
+    policy.file_written("/p/a/x.py", 10.0)
+    policy.due(12.0)
+    policy.plugin_heartbeat("/p/a/x.py", 10.0 + PolicySettings().plugin_wait + 5.0)
     assert run(policy) == [FileActivity("/p/a/x.py", 10.0)]
 
 
-def test_without_a_plugin_in_the_project_a_save_is_not_held_long() -> None:
+def test_without_plugins_an_activity_leaves_after_the_debounce() -> None:
     policy = make()
-    policy.plugin_heartbeat("/p/b/other.py", 0.0)  # another project
     policy.file_written("/p/a/x.py", 10.0)
-    assert policy.next_deadline() == 12.0
+    assert policy.due(12.0) == [FileActivity("/p/a/x.py", 10.0)]
 
 
 def test_decisions_are_bounded_and_the_operations_are_reported_once() -> None:
