@@ -136,9 +136,10 @@ class Daemon:
         self.ingest.start()
         self._start_deliveries()
         self.policy = ActivityPolicy(_policy_settings(settings), self._project_key)
-        # Plugins used lately: the watcher's heartbeats wait for their late reports at once.
-        self.policy.plugins_in_use = self.store.has_heartbeats_not_from(
-            AGENT_PLUGIN, self.clock() - PLUGINS_REMEMBERED
+        # Plugins in use (every WakaTime plugin needs ~/.wakatime.cfg, or one reported lately):
+        # the watcher's heartbeats wait for their late reports from the start.
+        self.policy.plugins_in_use = self._wakatime_cfg_read is not None or (
+            self.store.has_heartbeats_not_from(AGENT_PLUGIN, self.clock() - PLUGINS_REMEMBERED)
         )
         self.ipc = IpcServer(settings.socket_path(), self.handle_request)
         await self.ipc.start()
