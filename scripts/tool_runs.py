@@ -10,7 +10,7 @@ step waits until watchdog delivered every event before it.
 
     .venv/bin/python scripts/tool_runs.py [--markdown] [--only NAME ...]
 
-Tools: git, black and ruff (the test extra), prettier (npm-installed into .tools/ by .ci/run),
+Tools: git, hg, black and ruff (the test extra), prettier (npm-installed into .tools/ by .ci/run),
 gofmt, npm, pip, cargo; editors: vim, emacs, nano (driven through a pseudo-terminal), and a
 VS Code-style atomic save (write a temporary file, rename it over the file).
 """
@@ -257,6 +257,17 @@ def git_rebase_setup(root: Path, files: int) -> None:
     git(root, "checkout", "-q", "other")
 
 
+def hg_setup(root: Path, files: int) -> None:
+    """A Mercurial repository whose tip changed ``files`` files since revision 0."""
+    hg = ["hg", "--config", "ui.username=t"]
+    _run([*hg, "init", "-q"], root)
+    python_files(root, files, "lib")
+    _run([*hg, "commit", "-q", "-A", "-m", "one"], root)
+    for index in range(files):
+        (root / "lib" / f"m{index}.py").write_text(f"changed = {index}\n")
+    _run([*hg, "commit", "-q", "-m", "two"], root)
+
+
 def npm_setup(root: Path) -> None:
     (root / "package.json").write_text('{"name": "app", "version": "1.0.0"}\n')
     package = root.parent / "localpkg"
@@ -359,6 +370,11 @@ SCENARIOS = [
         "git-rebase-50",
         lambda root: git(root, "rebase", "-q", "main"),
         lambda root: git_rebase_setup(root, 50),
+    ),
+    Scenario(
+        "hg-update-1",
+        lambda root: _run(["hg", "update", "-q", "0"], root),
+        lambda root: hg_setup(root, 1),
     ),
     Scenario(
         "npm-install-local",

@@ -37,6 +37,7 @@ NEEDS = {
     "emacs-only": "emacs",
     "nano-only": "nano",
     "vim-only": "vim",
+    "hg-update-1": "hg",
 }
 
 
@@ -66,7 +67,8 @@ def test_the_scenarios_cover_every_kind_of_writer() -> None:
     names = {scenario.name for scenario in tool_runs.SCENARIOS}
     assert {"black-100", "ruff-format-100", "prettier-100", "gofmt-100"} <= names
     assert {"git-checkout-1", "git-checkout-300", "git-pull-21", "git-stash-pop-10"} <= names
-    assert {"git-rebase-50", "npm-install-local", "pip-install-wheel", "cargo-new-build"} <= names
+    assert {"git-rebase-50", "hg-update-1", "npm-install-local"} <= names
+    assert {"pip-install-wheel", "cargo-new-build"} <= names
     assert {"codegen-150", "codegen-slow-30"} <= names
     assert {"vim-only", "emacs-only", "nano-only", "atomic-only"} <= names
 
