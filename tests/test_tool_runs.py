@@ -5,7 +5,6 @@ person's saves around them counted exactly (tracked time within ±5 % of the tru
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -39,14 +38,6 @@ NEEDS = {
     "vim-only": "vim",
     "hg-update-1": "hg",
 }
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        return str(shm)
-    return str(tmp_path_factory.mktemp("tool-runs"))
 
 
 @pytest.mark.parametrize("scenario", tool_runs.SCENARIOS, ids=lambda scenario: scenario.name)
