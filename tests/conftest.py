@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from wakapi import Wakapi, wakapi_or_skip
 from wakaserver import FakeWakaTime
 
 
@@ -23,3 +24,12 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> str:
     if shm.is_dir() and os.access(shm, os.W_OK):
         return str(shm)
     return str(tmp_path_factory.mktemp("replays"))
+
+
+@pytest.fixture(scope="module")
+def wakapi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wakapi]:
+    """The real Wakapi (tests/wakapi.py), one per test module; skipped when not installed."""
+    server = Wakapi(wakapi_or_skip(), tmp_path_factory.mktemp("wakapi"))
+    server.start()
+    yield server
+    server.stop()
