@@ -277,7 +277,7 @@ class Daemon:
         if heartbeats:
             self.ingest.submit(heartbeats)
         for op in self.policy.finished_operations():
-            log.info("dropped %d file writes of %s", op.writes, op.describe())
+            log.info("not coding: %s, %d file write(s) dropped", op.describe(), op.writes)
         if not final:
             self._schedule_policy()
 
