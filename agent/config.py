@@ -123,9 +123,10 @@ class HeartbeatSettings(Section):
     debounce_seconds: float = Field(2.0, ge=0)
     autosave_interval: float = Field(30.0, gt=0)
     heartbeat_interval: float = Field(120.0, gt=0)
-    storm_files: int = Field(25, ge=1)
+    storm_files: int = Field(2, ge=1)
     storm_window: float = Field(2.0, gt=0)
     plugin_grace: float = Field(120.0, ge=0)
+    plugin_wait: float = Field(60.0, ge=0)
     hide_file_names: bool = False
     hide_project_names: bool = False
     hide_branch_names: bool = False

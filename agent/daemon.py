@@ -23,6 +23,7 @@ from typing import Any
 
 from agent import __version__, wakatime_cfg
 from agent.auth import default_credentials
+from agent.authorship import Signal
 from agent.builder import HeartbeatBuilder, detect_options
 from agent.config import ConfigError, Settings, load_settings
 from agent.destinations import DEFAULT, Destination, KeySource, Router, configured_destinations
@@ -46,7 +47,7 @@ from agent.sources.ai.tools import tools as ai_tools
 from agent.stats import iso_time
 from agent.store import HeartbeatStore, StoreError
 from agent.transport import DeliveryClient
-from agent.useragent import machine_name
+from agent.useragent import AGENT_PLUGIN, machine_name
 from agent.watcher import FileWatcher, watch_limit_hint
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ TODAY_ROWS = 10  # rows of each breakdown in the `today` answer
 # the server trickles its answer.
 REQUEST_DEADLINE_FACTOR = 2
 WATCHED_BATCH_DELAY = 0.05  # seconds the watcher's events gather before the policy takes them
+PLUGINS_REMEMBERED = 7 * 86400.0  # seconds of history in which a plugin heartbeat counts
+WRITTEN, REMOVED = "written", "removed"  # the watcher's events that are not signals
+WatchedEvent = Signal | str
 
 
 class Daemon:
@@ -90,8 +94,8 @@ class Daemon:
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
-        # The watcher's events on their way to the loop: (written, path, time).
-        self._watched: list[tuple[bool, str, float]] = []
+        # The watcher's events on their way to the loop: (what, path, time), in its order.
+        self._watched: list[tuple[WatchedEvent, str, float]] = []
         self._watched_lock = threading.Lock()
         self.deliveries: dict[str, DeliveryLoop] = {}
         self.destinations: list[Destination] = []
@@ -156,6 +160,11 @@ class Daemon:
         self.ingest.start()
         self._start_deliveries()
         self.policy = ActivityPolicy(_policy_settings(settings), self._project_key)
+        # Plugins in use (every WakaTime plugin needs ~/.wakatime.cfg, or one reported lately):
+        # the watcher's heartbeats wait for their late reports from the start.
+        self.policy.plugins_in_use = self._wakatime_cfg_read is not None or (
+            self.store.has_heartbeats_not_from(AGENT_PLUGIN, self.clock() - PLUGINS_REMEMBERED)
+        )
         self.ipc = IpcServer(settings.socket_path(), self.handle_request)
         await self.ipc.start()
         await asyncio.to_thread(self._start_watcher)
@@ -205,6 +214,7 @@ class Daemon:
             clock=self.clock,
             follow_symlinks=watch.follow_symlinks,
             on_remove=self._on_remove,
+            on_signal=self._from_watcher,
         )
         try:
             watcher.start()
@@ -264,20 +274,20 @@ class Daemon:
     def _on_write(self, path: str, at: float) -> None:
         """From the watcher's thread: hand over to the loop, where the policy lives."""
         if not path.startswith(self._own_prefixes):
-            self._from_watcher(True, path, at)
+            self._from_watcher(WRITTEN, path, at)
 
     def _on_remove(self, path: str, at: float) -> None:
         """A file deleted or renamed away: a temp file that must not count if still held."""
-        self._from_watcher(False, path, at)
+        self._from_watcher(REMOVED, path, at)
 
-    def _from_watcher(self, written: bool, path: str, at: float) -> None:
+    def _from_watcher(self, what: WatchedEvent, path: str, at: float) -> None:
         """Queue one event for the loop; the first of a batch wakes it to take the batch a
         moment later: a burst of 20,000 files is a few hundred wakeups, not 40,000."""
         if self._loop is None:
             return
         with self._watched_lock:
             wake = not self._watched
-            self._watched.append((written, path, at))
+            self._watched.append((what, path, at))
         if wake:
             self._loop.call_soon_threadsafe(
                 self._loop.call_later, WATCHED_BATCH_DELAY, self._policy_events
@@ -286,11 +296,13 @@ class Daemon:
     def _policy_events(self) -> None:
         with self._watched_lock:
             events, self._watched = self._watched, []
-        for written, path, at in events:
-            if written:
+        for what, path, at in events:
+            if what == WRITTEN:
                 self.policy.file_written(path, at)
-            else:
+            elif what == REMOVED:
                 self.policy.file_removed(path, at)
+            else:
+                self.policy.signal(what, path, at)
         self._schedule_policy()
 
     def _schedule_policy(self) -> None:
@@ -312,6 +324,8 @@ class Daemon:
         ]
         if heartbeats:
             self.ingest.submit(self.attribution.attribute(heartbeats))
+        for op in self.policy.finished_operations():
+            log.info("not coding: %s, %d file write(s) dropped", op.describe(), op.writes)
         if not final:
             self._schedule_policy()
 
@@ -351,10 +365,41 @@ class Daemon:
             if self.ai is not None:
                 self.ai.nudge()
             return {"ok": True, "enabled": self.ai is not None}
+        if op == "why":
+            return self.why(request.get("path"))
         if op == "flush":
             self.flush()
             return {"ok": True, "queued": self.store.counts(among=self.destination_names()).queued}
         raise ProtocolError(f"op: unknown op {op!r}")
+
+    def why(self, path: object) -> dict[str, Any]:
+        """Why the latest writes to ``path`` counted or not: the ignore rules' verdict and the
+        policy's latest decision (`agent why`)."""
+        if not isinstance(path, str) or not os.path.isabs(path):
+            raise ProtocolError("path: must be an absolute path")
+        path = os.path.normpath(path)
+        watching = self.watcher.watching if self.watcher else []
+        root = next((r for r in watching if path.startswith(os.path.join(r, ""))), None)
+        if root is None:
+            ignored: str | None = "not below a watched folder"
+        else:
+            assert self.watcher is not None
+            ignored = self.watcher.ignore.reason(path, root=root)
+        decision = self.policy.why(path)
+        return {
+            "ok": True,
+            "path": path,
+            "ignored": ignored,
+            "held": self.policy.holds(path),
+            "decision": None
+            if decision is None
+            else {
+                "time": decision.time,
+                "writer": decision.writer.value,
+                "counted": decision.counted,
+                "reason": decision.reason,
+            },
+        }
 
     @staticmethod
     async def _in_thread(report: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -788,6 +833,7 @@ def _policy_settings(settings: Settings) -> PolicySettings:
         storm_files=hb.storm_files,
         storm_window=hb.storm_window,
         plugin_grace=hb.plugin_grace,
+        plugin_wait=hb.plugin_wait,
     )
 
 
