@@ -102,7 +102,7 @@ def _adopt_file(
 def open_adopted(settings: Settings) -> HeartbeatStore:
     """The store, with the waiting requests completed first when no daemon runs (a daemon
     adopts them itself, and keeps a plugin's key it finds in them)."""
-    store = HeartbeatStore(settings.database_path())
+    store = HeartbeatStore.wal_checked(settings.database_path())
     try:
         if requests_waiting(store.path) and not answers(str(settings.socket_path())):
             from agent.builder import HeartbeatBuilder, detect_options

@@ -18,7 +18,9 @@ from test_compat_command import run_cli
 from wakaserver import FakeWakaTime
 
 KEY = "waka_00000000-0000-4000-8000-000000000000"
-T = 1_700_000_000  # heartbeat times: integers, floats with 2–6 decimals, as plugins send
+# Heartbeat times: integers, floats with 2–6 decimals, as plugins send; a day ago, since the
+# agent refuses heartbeats over a year old as the server would.
+T = int(time.time()) - 86_400
 
 
 @dataclass
@@ -79,11 +81,11 @@ def detected(repo: Path) -> dict[str, object]:
     return {**DETECTED, "project_root_count": str(repo).count("/") + 1}
 
 
-def vim_stdin(repo: Path) -> str:
+def vim_stdin(repo: Path, at: int = T - 20) -> str:
     # s:GetHeartbeatsJson: timestamp, alternate_language (forth alone goes as language)
     return (
         f'[{{"entity": "{repo / "notes.md"}", "lineno": 1, "cursorpos": 3, "lines": 1, '
-        f'"timestamp": {T - 20}.000001, "is_write": false, "alternate_language": "markdown"}}]\n'
+        f'"timestamp": {at}.000001, "is_write": false, "alternate_language": "markdown"}}]\n'
     )
 
 
@@ -116,7 +118,7 @@ CASES = {
             "--language", "forth", "--category", "debugging", "--extra-heartbeats",
         ],
         lambda repo: [
-            {**detected(repo), "entity": str(repo / "notes.md"), "time": T - 20 + 0.000001,
+            {**detected(repo), "entity": str(repo / "notes.md"), "time": T - 30 + 0.000001,
              "is_write": False, "lineno": 1, "cursorpos": 3, "lines": 1,
              "language": "Markdown"},
             {**detected(repo), "entity": str(repo / "cart.py"), "time": T + 0.5, "is_write": False,
@@ -124,7 +126,8 @@ CASES = {
              "category": "debugging"},
         ],
         NEOVIM,
-        stdin=vim_stdin,
+        # Another moment than vim's: the same heartbeat twice is queued once.
+        stdin=lambda repo: vim_stdin(repo, T - 30),
     ),
     "vscode": Case(
         # Any argument holding a space arrives wrapped in double quotes; `[]` on stdin.
