@@ -146,6 +146,8 @@ def test_another_databases_wal_is_not_replayed_by_the_compat_command(tmp_path: P
         [WAKATIME_CLI, "--entity", str(entity), "--write"], env=env, stdin=subprocess.DEVNULL
     )
     assert done.returncode == 102  # queued offline, as wakatime-cli says it
+    # The request waits in the spool; the first process to open the queue takes it.
+    subprocess.run([WAKATIME_CLI, "--offline-count"], env=env, capture_output=True, check=True)
     with sqlite3.connect(database) as db:
         entities = [entity for (entity,) in db.execute("SELECT entity FROM heartbeats")]
     assert len(entities) == 301 and str(entity) in entities
