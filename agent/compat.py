@@ -589,10 +589,10 @@ def _hidden_names(value: str | None) -> Callable[[Any], bool]:
 
 def _hide_file_name(item: dict[str, Any]) -> None:
     """As wakatime-cli's sanitizer: `HIDDEN.<ext>`, and nothing that could tell the name."""
-    base = item["entity"].replace("\\", "/").rsplit("/", 1)[-1]
-    dot = base.rfind(".")
-    item["entity"] = "HIDDEN" + (base[dot:] if dot > 0 else "")
-    for name in ("lineno", "cursorpos", "lines", "dependencies"):
+    from agent.privacy import NAME_REVEALING_FIELDS, hidden_file_name
+
+    item["entity"] = hidden_file_name(item["entity"])
+    for name in NAME_REVEALING_FIELDS:
         item.pop(name, None)
 
 
