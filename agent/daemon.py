@@ -34,6 +34,13 @@ from agent.ingest import Ingest
 from agent.ipc.protocol import MAX_BATCH, ProtocolError
 from agent.ipc.server import IpcServer, prepare_socket_path
 from agent.policy import ActivityPolicy, PolicySettings
+from agent.reports import (
+    DaemonState,
+    status_bar_answer,
+    status_bar_report,
+    status_report,
+    today_report,
+)
 from agent.sender import (
     NO_KEY,
     DeliveryLoop,
@@ -42,7 +49,7 @@ from agent.sender import (
     basic_authorization,
     display_url,
 )
-from agent.stats import iso_time
+from agent.stats import day_bounds
 from agent.store import HeartbeatStore
 from agent.useragent import machine_name
 from agent.watcher import FileWatcher
@@ -54,7 +61,6 @@ STATUS_BAR_ROUTE = "users/current/status_bar/today"
 STATUS_BAR_MAX_AGE = 60.0  # seconds the server's `--today` figure is reused
 RETENTION_INTERVAL = 86400.0  # the history is pruned at startup and then daily
 QUEUE_CHECK_INTERVAL = 60.0  # the queue is measured against [queue] max_queued at most this often
-TODAY_ROWS = 10  # rows of each breakdown in the `today` answer
 WATCHED_BATCH_DELAY = 0.05  # seconds the watcher's events gather before the policy takes them
 
 
@@ -505,79 +511,37 @@ class Daemon:
         return [destination.name for destination in self.destinations]
 
     def status(self) -> dict[str, Any]:
+        state = DaemonState(
+            pid=os.getpid(),
+            version=__version__,
+            uptime_seconds=self.clock() - self.started,
+            watching=self.watcher.roots if self.watcher else [],
+            database_reset=str(self.database_reset) if self.database_reset else None,
+            delivery={name: loop.sender.status for name, loop in self.deliveries.items()},
+        )
         with self._reader() as store:
-            counts = store.counts(among=self.destination_names())
-            destinations = []
-            last_error = None
-            for destination in self.destinations:
-                report = store.destination_report(destination.name, display_url(destination.url))
-                loop = self.deliveries.get(destination.name)
-                if loop is not None:
-                    state = loop.sender.status
-                    report.update(last_error=state.last_error, paused=state.paused)
-                    last_error = last_error or state.paused or state.last_error
-                destinations.append(report)
-            return {
-                "pid": os.getpid(),
-                "version": __version__,
-                "uptime_seconds": round(self.clock() - self.started, 3),
-                "watching": self.watcher.roots if self.watcher else [],
-                "queued": counts.queued,
-                "rejected": counts.rejected,
-                "delivered_total": counts.delivered,
-                "last_delivery": iso_time(store.last_delivery()),
-                "last_error": last_error,
-                "max_queued": self.settings.queue.max_queued,
-                "today_seconds": self.today()["total_seconds"],
-                "database": str(self.settings.database_path()),
-                "database_reset": str(self.database_reset) if self.database_reset else None,
-                "socket": str(self.settings.socket_path()),
-                "destinations": destinations,
-            }
+            return status_report(store, self.settings, self.destinations, self.clock(), state)
 
     def today(self) -> dict[str, Any]:
         """Today's time from the local history, with its top projects, languages …"""
-        from agent.stats import today_summary
-
-        timeout = self.settings.heartbeats.duration_timeout
         with self._reader() as store:
-            summary = today_summary(store.history, self.clock(), timeout)
-        return {**summary.to_json(limit=TODAY_ROWS), "source": "local"}
+            return today_report(store, self.settings, self.clock())
 
     def status_bar_answer(self) -> dict[str, Any]:
-        """The `today` answer with the status-bar shape plugins print for `--today`: the
-        local history's, or the server's (cached, refreshed off the request path) when it
-        counts more — it also knows other machines; the local one, what is not sent yet."""
-        local = self._local_status_bar_today()
-        chosen, source = local, "local"
-        server = self.server_today.get()
-        if server is not None:
-            server_data, local_data = server.get("data") or {}, local["data"]
-            server_day = (server_data.get("range") or {}).get("date")
-            same_day = server_day in (None, local_data["range"]["date"])
-            server_total = (server_data.get("grand_total") or {}).get("total_seconds") or 0
-            if same_day and server_total >= local_data["grand_total"]["total_seconds"]:
-                chosen, source = server, "server"
-        total = (chosen.get("data") or {}).get("grand_total") or {}
-        return {
-            "total_seconds": total.get("total_seconds", 0),
-            "text": total.get("text", ""),
-            "source": source,
-            "status_bar": chosen,
-        }
+        """The `today` answer for the plugins' `--today`: the local history's status bar or
+        the server's (cached, refreshed off the request path), as reports.status_bar_answer
+        chooses."""
+        return status_bar_answer(self._local_status_bar_today(), self.server_today.get())
 
     def _local_status_bar_today(self) -> dict[str, Any]:
         """Computed again only after a commit or at midnight: status lines poll often."""
-        from agent.stats import day_bounds, status_bar, today_summary
-        from agent.useragent import local_timezone
-
         now = self.clock()
         key = (self.commits, time.strftime("%Y-%m-%d", time.localtime(day_bounds(now)[0])))
         cached = self._local_status_bar
         if cached is not None and cached[0] == key:
             return cached[1]
         with self._reader() as store:
-            local = status_bar(today_summary(store.history, now), now, local_timezone())
+            local = status_bar_report(store, self.settings, now)
         self._local_status_bar = (key, local)
         return local
 

@@ -31,8 +31,12 @@ def test_status_json_has_the_documented_keys(tmp_path: Path, waka: FakeWakaTime)
         waka.wait_for(2)
         code, report = cli_json(env, "status")
         assert agent.stop() == 0
+    offline_code, offline = cli_json(env, "status")
     assert code == 0
     assert set(report) >= DESIGN_KEYS
+    assert offline_code == 1 and offline["running"] is False
+    assert set(offline) == set(report)  # one report, with a daemon or without
+    assert offline["today_seconds"] == report["today_seconds"]
     assert report["running"] is True
     assert report["pid"] == agent.proc.pid
     assert report["watching"] == [str(work)]

@@ -1,0 +1,133 @@
+"""Reports: `status`, `today` and the plugins' status bar, made in one place for the daemon
+(its socket answers) and for the commands that read the database when no daemon runs, so
+the two can never count differently.
+
+Every figure for a day comes from `day_summary`, which counts with the configured
+`[heartbeats] duration_timeout`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from agent.stats import Summary, iso_time, status_bar, today_summary
+
+if TYPE_CHECKING:
+    from agent.config import Settings
+    from agent.destinations import Destination
+    from agent.sender import DeliveryStatus
+    from agent.store import HeartbeatStore
+
+TODAY_ROWS = 10  # rows of each breakdown in the daemon's `today` answer
+
+
+def day_summary(store: HeartbeatStore | None, settings: Settings, now: float) -> Summary:
+    """Today's coding time and where it went, from the local history (None: no database
+    yet, so nothing was ever recorded)."""
+    if store is None:
+        return Summary(now, now, 0.0, {})
+    return today_summary(store.history, now, settings.heartbeats.duration_timeout)
+
+
+def today_report(
+    store: HeartbeatStore | None, settings: Settings, now: float, rows: int = TODAY_ROWS
+) -> dict[str, Any]:
+    """The `today` answer: the total, its text and the top ``rows`` of each breakdown."""
+    return {**day_summary(store, settings, now).to_json(limit=rows), "source": "local"}
+
+
+def status_bar_report(
+    store: HeartbeatStore | None, settings: Settings, now: float
+) -> dict[str, Any]:
+    """What `--today --output raw-json` prints (the server's `status_bar/today` shape), made
+    from the local history."""
+    from agent.useragent import local_timezone
+
+    return status_bar(day_summary(store, settings, now), now, local_timezone())
+
+
+def status_bar_answer(local: dict[str, Any], server: dict[str, Any] | None) -> dict[str, Any]:
+    """The `today` answer with the status bar plugins print for `--today`: the server's when
+    it counts at least as much for the same day (it also knows other machines), else the
+    local one (which knows what is not sent yet)."""
+    chosen, source = local, "local"
+    if server is not None:
+        server_data, local_data = server.get("data") or {}, local["data"]
+        server_day = (server_data.get("range") or {}).get("date")
+        same_day = server_day in (None, local_data["range"]["date"])
+        server_total = (server_data.get("grand_total") or {}).get("total_seconds") or 0
+        if same_day and server_total >= local_data["grand_total"]["total_seconds"]:
+            chosen, source = server, "server"
+    total = (chosen.get("data") or {}).get("grand_total") or {}
+    return {
+        "total_seconds": total.get("total_seconds", 0),
+        "text": total.get("text", ""),
+        "source": source,
+        "status_bar": chosen,
+    }
+
+
+@dataclass(frozen=True)
+class DaemonState:
+    """What only a running daemon knows, added to the database's figures in its `status`."""
+
+    pid: int
+    version: str
+    uptime_seconds: float
+    watching: Sequence[str]
+    database_reset: str | None = None
+    # Each destination's live delivery state, by destination name.
+    delivery: Mapping[str, DeliveryStatus] = field(default_factory=dict)
+
+
+def status_report(
+    store: HeartbeatStore | None,
+    settings: Settings,
+    destinations: Sequence[Destination],
+    now: float,
+    daemon: DaemonState | None = None,
+) -> dict[str, Any]:
+    """`agent status --json`: what the database knows, and with a running daemon its live
+    state; the same keys either way. Queued rows of destinations no longer configured are
+    kept but not counted."""
+    from agent.sender import display_url
+
+    report: dict[str, Any] = {
+        "running": daemon is not None,
+        "pid": daemon.pid if daemon else None,
+        "version": daemon.version if daemon else None,
+        "uptime_seconds": round(daemon.uptime_seconds, 3) if daemon else None,
+        "watching": list(daemon.watching) if daemon else [],
+        "queued": 0,
+        "rejected": 0,
+        "delivered_total": 0,
+        "last_delivery": None,
+        "last_error": None,
+        "max_queued": settings.queue.max_queued,
+        "today_seconds": round(day_summary(store, settings, now).total_seconds, 3),
+        "database": str(settings.database_path()),
+        "database_reset": daemon.database_reset if daemon else None,
+        "socket": str(settings.socket_path()),
+        "destinations": [],
+    }
+    if store is None:
+        return report
+    counts = store.counts(among=[destination.name for destination in destinations])
+    live = daemon.delivery if daemon else {}
+    last_error = None
+    for destination in destinations:
+        entry = store.destination_report(destination.name, display_url(destination.url))
+        if (state := live.get(destination.name)) is not None:
+            entry.update(last_error=state.last_error, paused=state.paused)
+            last_error = last_error or state.paused or state.last_error
+        report["destinations"].append(entry)
+    report.update(
+        queued=counts.queued,
+        rejected=counts.rejected,
+        delivered_total=counts.delivered,
+        last_delivery=iso_time(store.last_delivery()),
+        last_error=last_error,
+    )
+    return report
