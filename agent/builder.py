@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import os
 
-from agent.compat import project_root_count
 from agent.config import Settings
 from agent.detect import Detection, DetectionKey, DetectOptions, Detector
+from agent.detect.project import project_root_count
 from agent.heartbeat import Heartbeat
 from agent.privacy import NAME_REVEALING_FIELDS
 from agent.useragent import full_user_agent
@@ -66,8 +66,9 @@ class HeartbeatBuilder:
                 hb.lines = found.lines
             if not hb.dependencies:
                 hb.dependencies = list(found.dependencies) or None
-            if hb.project_root_count is None and found.project_root:
-                hb.project_root_count = project_root_count(found.project_root)
+            # The project's depth, from where detection found it, else the plugin's folder.
+            if hb.project_root_count is None and (root := found.project_root or hb.project_folder):
+                hb.project_root_count = project_root_count(root)
             if options.hide_file_names or options.hide_project_names:
                 # Under a privacy switch, what the plugin counted goes no further either.
                 for name in NAME_REVEALING_FIELDS:

@@ -20,13 +20,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from agent import __version__, wakatime_cfg
-from agent.auth import default_credentials
 from agent.builder import HeartbeatBuilder, detect_options
 from agent.config import ConfigError, Settings, load_settings
-from agent.destinations import DEFAULT, Destination, KeySource, Router, configured_destinations
+from agent.deliveries import build_sender
+from agent.destinations import DEFAULT, Destination, Router, configured_destinations
 from agent.detect import Detector
 from agent.heartbeat import Heartbeat, HeartbeatError
 from agent.ignore import IgnoreRules
@@ -41,17 +39,9 @@ from agent.reports import (
     status_report,
     today_report,
 )
-from agent.sender import (
-    NO_KEY,
-    DeliveryLoop,
-    Endpoint,
-    Sender,
-    basic_authorization,
-    display_url,
-)
+from agent.sender import NO_KEY, DeliveryLoop
 from agent.stats import day_bounds
 from agent.store import HeartbeatStore
-from agent.useragent import machine_name
 from agent.watcher import FileWatcher
 
 log = logging.getLogger(__name__)
@@ -597,51 +587,6 @@ class CachedFetch:
                 self._running = False
         if value is not None:
             self._value = value
-
-
-def build_sender(
-    settings: Settings,
-    destination: Destination,
-    clock: Callable[[], float] = time.time,
-    plugin_key: Callable[[], str | None] | None = None,
-) -> Sender:
-    """A Sender for one destination with its own store connection and HTTP client (the
-    daemon's delivery loops, and `agent queue flush` when no daemon runs). `plugin_key`
-    gives the key plugins sent, which the default destination uses when it has none."""
-    api = settings.api
-    store = HeartbeatStore(settings.database_path())
-    store.destination_id(destination.name, display_url(destination.url))
-    client = httpx.Client(
-        timeout=api.timeout,
-        verify=str(api.ca_bundle) if api.ca_bundle else True,
-        proxy=api.proxy,
-        follow_redirects=True,
-        headers={"Accept": "application/json"},
-    )
-    key = KeySource(destination, plugin_key if destination.name == DEFAULT else None)
-    if destination.name == DEFAULT:
-        # OAuth tokens when logged in (`agent login`), else the API key.
-        endpoint = Endpoint(
-            destination.name, destination.url, *default_credentials(settings, key, clock=clock)
-        )
-    else:
-        endpoint = Endpoint(destination.name, destination.url, _authorization(key))
-    return Sender(
-        store,
-        endpoint,
-        client,
-        machine_name(api.hostname),
-        batch_size=settings.queue.batch_size,
-        clock=clock,
-    )
-
-
-def _authorization(key: KeySource) -> Callable[[], str | None]:
-    def authorization() -> str | None:
-        value = key()
-        return basic_authorization(value) if value else None
-
-    return authorization
 
 
 def _policy_settings(settings: Settings) -> PolicySettings:
