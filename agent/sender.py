@@ -228,6 +228,7 @@ class Sender:
             self._settle(batch, authorization, settled)
         except _AuthRefused as exc:
             self._store_results(settled)
+            self._count_attempt(batch, settled)
             if not self._refreshed and self.endpoint.refresh():
                 self._refreshed = True
                 return StepResult(Step.PROGRESS)
@@ -236,6 +237,7 @@ class Sender:
             return self._pause(self.endpoint.problem() or str(exc))
         except _RequestFailed as exc:
             self._store_results(settled)
+            self._count_attempt(batch, settled)
             delay = self.backoff.next_delay(exc.retry_after)
             self.status.last_error = str(exc)
             self.status.retry_at = self.clock() + delay
@@ -250,6 +252,7 @@ class Sender:
             log.info("%s: delivering again", self.endpoint.name)
         if waiting := [r.reason for _, r in settled if r.outcome is Outcome.RETRY]:
             # Some items were answered 429/5xx: the rest is settled, these wait.
+            self._count_attempt(batch, settled)
             delay = self.backoff.next_delay()
             self.status.last_error = waiting[0]
             self.status.retry_at = self.clock() + delay
@@ -276,6 +279,12 @@ class Sender:
                 next(iter(rejected.values())),
             )
         return len(delivered), len(rejected)
+
+    def _count_attempt(self, batch: Sequence[QueuedHeartbeat], settled: Sequence[Settled]) -> None:
+        """One more failed attempt for each heartbeat of the batch still queued (shown by
+        `agent queue list`)."""
+        done = {hb.id for hb, r in settled if r.outcome is not Outcome.RETRY}
+        self.store.mark_attempted(self.endpoint.name, [hb.id for hb in batch if hb.id not in done])
 
     def check_credentials(self) -> None:
         """Say at once, not at the first heartbeat, that there is nothing to sign in with;

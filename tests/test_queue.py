@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 
 from agentproc import AgentProcess, agent_env
-from test_ops import cli, cli_json, heartbeat, send, store_directly, workdir
+from test_ops import cli, cli_json, database_of, heartbeat, send, store_directly, workdir
 from wakaserver import FakeWakaTime
 
 from agent.commands.queue import Progress
+from agent.store import HeartbeatStore
 
 OLD = 10 * 86400  # older than the server's maximum heartbeat age in these tests
 
@@ -52,11 +53,16 @@ def test_list_shows_the_oldest_queued_first(tmp_path: Path) -> None:
     store_directly(
         env, [heartbeat(f"/code/f{i}.py", now - 100 + i) for i in (5, 1, 3)], ["default"]
     )
+    with HeartbeatStore(database_of(env)) as store:  # as the sender counts failed attempts
+        oldest = store.pending("default", 1)[0].id
+        store.mark_attempted("default", [oldest])
+        store.mark_attempted("default", [oldest])
     done = cli(env, "queue", "list", "--queued", "--limit", "2")
     assert done.returncode == 0
     lines = done.stdout.splitlines()
     assert lines[0] == "Queued, oldest first (3 in all, first 2):"
     assert "/code/f1.py" in lines[1] and "/code/f3.py" in lines[2]
+    assert lines[1].endswith("(2 attempts)") and "attempt" not in lines[2]
     assert len(lines) == 3
 
 

@@ -22,7 +22,7 @@ from agent.sender import (
     read_bulk_answer,
     retry_after_seconds,
 )
-from agent.store import HeartbeatStore
+from agent.store import DELIVERED, QUEUED, HeartbeatStore
 from agent.useragent import full_user_agent
 
 NOW = time.time()
@@ -150,6 +150,20 @@ def test_failures_back_off_and_keep_the_queue(
     assert sender.status.last_error
     assert sender.step().delivered == 2
     assert sender.status.last_error is None and sender.backoff.failures == 0
+
+
+def test_each_failed_attempt_is_counted_on_the_heartbeats_it_left_queued(
+    store: HeartbeatStore, waka: FakeWakaTime
+) -> None:
+    """What `agent queue list` shows as "(N attempts)"."""
+    sender = make_sender(store, waka)
+    queue(store, 2)
+    waka.fail_next(1, 500)
+    waka.drop_next(1)
+    assert [sender.step().step, sender.step().step] == [Step.RETRY, Step.RETRY]
+    assert [row.attempts for row in store.deliveries([QUEUED])] == [2, 2]
+    assert sender.step().delivered == 2
+    assert [row.attempts for row in store.deliveries([DELIVERED])] == [2, 2]
 
 
 def test_retry_after_is_honoured(store: HeartbeatStore, waka: FakeWakaTime) -> None:
