@@ -39,7 +39,7 @@ from agent.reports import (
     status_report,
     today_report,
 )
-from agent.sender import NO_KEY, DeliveryLoop
+from agent.sender import DeliveryLoop
 from agent.stats import day_bounds
 from agent.store import HeartbeatStore
 from agent.watcher import FileWatcher
@@ -47,7 +47,6 @@ from agent.watcher import FileWatcher
 log = logging.getLogger(__name__)
 
 PROJECT_MARKERS = (".git", ".hg", ".svn", ".wakatime-project")
-STATUS_BAR_ROUTE = "users/current/status_bar/today"
 STATUS_BAR_MAX_AGE = 60.0  # seconds the server's `--today` figure is reused
 RETENTION_INTERVAL = 86400.0  # the history is pruned at startup and then daily
 QUEUE_CHECK_INTERVAL = 60.0  # the queue is measured against [queue] max_queued at most this often
@@ -119,11 +118,9 @@ class Daemon:
         prepare_socket_path(settings.socket_path())
         db_path = settings.database_path()
         self.store, self.database_reset = HeartbeatStore.open_or_reset(db_path)
-        self.detector = Detector(detect_options(settings))
-        self.builder = HeartbeatBuilder(self.detector)
         self.destinations = configured_destinations(settings)
         self.ingest = Ingest(
-            db_path, self.builder, Router(tuple(self.destinations)), self._on_committed
+            db_path, _builder(settings), Router(tuple(self.destinations)), self._on_committed
         )
         self.ingest.start()
         self._start_deliveries()
@@ -347,9 +344,8 @@ class Daemon:
             return
         self.plugin_api_key = key
         loop = self.deliveries.get(DEFAULT)
-        if loop is not None and loop.sender.status.paused == NO_KEY:
-            loop.sender.status.paused = None  # until the server has its say on this key
-            loop.wake(force=True)
+        if loop is not None:
+            loop.credentials_offered()
 
     def _delivery_trouble(self) -> str | None:
         """The default destination's trouble, if any (DeliveryStatus.trouble). While it is
@@ -379,21 +375,18 @@ class Daemon:
     def _stop_deliveries(self) -> None:
         for loop in self.deliveries.values():
             loop.stop()
-            loop.sender.client.close()
-            loop.sender.store.close()
+            loop.sender.close()
         self.deliveries.clear()
 
-    def _wake_deliveries(self, force: bool = False) -> None:
+    def _wake_deliveries(self) -> None:
         for loop in list(self.deliveries.values()):
-            loop.wake(force=force)
+            loop.wake()
 
     def flush(self) -> None:
         """Deliver now: no backoff wait, refused credentials tried again. The errors shown
         until then are cleared, so what `status` reports afterwards is this attempt's."""
         for loop in list(self.deliveries.values()):
-            loop.sender.status.last_error = None
-            loop.sender.status.paused = None
-        self._wake_deliveries(force=True)
+            loop.flush()
 
     def _on_committed(self) -> None:
         """From the ingest thread, after each commit: deliver, and watch the queue's size."""
@@ -464,17 +457,15 @@ class Daemon:
                 self._wakatime_cfg_read = wakatime_cfg.signature()
                 settings = await asyncio.to_thread(self._reload_settings)
                 destinations = configured_destinations(settings)
-                detector = Detector(detect_options(settings))
+                builder = _builder(settings)
             except Exception as exc:
                 log.error("reload refused, keeping the running configuration: %s", exc)
                 return False
             self._keep_locations(settings)
             self.settings = settings
             self.destinations = destinations
-            self.ingest.router = Router(tuple(destinations))
-            self.detector = detector
-            self.builder.detector = detector
-            self.policy.settings = _policy_settings(settings)
+            self.ingest.reconfigure(builder, Router(tuple(destinations)))
+            self.policy.reconfigure(_policy_settings(settings))
             await asyncio.to_thread(self._stop_deliveries)
             self._start_deliveries()
             if self.watcher:
@@ -540,7 +531,7 @@ class Daemon:
 
         try:
             with WakaTimeApi.from_settings(self.settings) as api:
-                return api._fetch(dict, STATUS_BAR_ROUTE)
+                return api.status_bar_today()
         except (ApiError, ConfigError) as exc:
             log.debug("status bar: %s", exc)
         except Exception:  # only a nicety for `--today`: never worth more than a log line
@@ -587,6 +578,10 @@ class CachedFetch:
                 self._running = False
         if value is not None:
             self._value = value
+
+
+def _builder(settings: Settings) -> HeartbeatBuilder:
+    return HeartbeatBuilder(Detector(detect_options(settings)))
 
 
 def _policy_settings(settings: Settings) -> PolicySettings:

@@ -87,16 +87,21 @@ class ActivityPolicy:
     """
 
     def __init__(self, settings: PolicySettings, project_key: Callable[[str], str]) -> None:
-        self.settings = settings
         self._project_key = project_key
-        self._quiet = max(settings.debounce_seconds, settings.storm_window)
-        self._spacing = min(settings.autosave_interval, settings.heartbeat_interval)
+        self.reconfigure(settings)
         self._held: dict[str, _Held] = {}
         self._projects: dict[str, _Project] = {}
         self._last_emitted: dict[str, float] = {}
         self._plugin_seen: dict[str, float] = {}
         self._global_storm_until = -math.inf
         self._forgot_at = -math.inf
+
+    def reconfigure(self, settings: PolicySettings) -> None:
+        """New settings (a reload), with what derives from them; held activity stays held
+        and is released by the new ones."""
+        self.settings = settings
+        self._quiet = max(settings.debounce_seconds, settings.storm_window)
+        self._spacing = min(settings.autosave_interval, settings.heartbeat_interval)
 
     def file_written(self, path: str, at: float) -> None:
         """The watcher saw ``path`` written at ``at``."""

@@ -296,6 +296,10 @@ class Sender:
         """Try the credentials again even if they were refused before."""
         self._refused = None
 
+    def close(self) -> None:
+        self.client.close()
+        self.store.close()
+
     def _pause(self, why: str) -> StepResult:
         first = self.status.paused != why
         self.status.paused = why  # before the log line: whoever reads it then sees the state
@@ -405,6 +409,19 @@ class DeliveryLoop:
             self.sender.forget_refusal()
             self._force.set()
         self._wake.set()
+
+    def flush(self) -> None:
+        """Deliver now: no backoff wait, refused credentials tried again. The errors shown
+        until now are cleared, so what `status` reports afterwards is this attempt's."""
+        self.sender.status.last_error = self.sender.status.paused = None
+        self.wake(force=True)
+
+    def credentials_offered(self) -> None:
+        """New credentials where there were none: tried at once if delivery waits for them
+        (the pause lifts until the server has its say on them)."""
+        if self.sender.status.paused == NO_KEY:
+            self.sender.status.paused = None
+            self.wake(force=True)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop after the request in flight; its heartbeats stay queued if unsettled."""

@@ -76,3 +76,29 @@ def test_only_agent_run_builds_the_daemon() -> None:
         if module != "agent.daemon" and any(within(i, ("agent.daemon",)) for i in imported)
     }
     assert users == {"agent.commands.run"}
+
+
+def test_the_daemon_changes_other_parts_only_through_their_methods() -> None:
+    """It sets its own attributes, never another object's (`self.ingest.router = …`), and
+    calls no other object's private methods (`api._fetch`)."""
+    tree = ast.parse((AGENT / "daemon.py").read_text())
+    trespasses = []
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+            targets = [node.target]
+        for target in targets:
+            if isinstance(target, ast.Attribute) and not _is_self(target.value):
+                trespasses.append(f"line {node.lineno}: sets {ast.unparse(target)}")
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and not _is_self(node.value)
+        ):
+            trespasses.append(f"line {node.lineno}: uses {ast.unparse(node)}")
+    assert trespasses == []
+
+
+def _is_self(node: ast.expr) -> bool:
+    return isinstance(node, ast.Name) and node.id == "self"

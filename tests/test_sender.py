@@ -239,6 +239,35 @@ def test_the_loop_delivers_when_woken_and_sleeps_when_idle(
         own.close()
 
 
+def test_offered_credentials_end_only_a_pause_for_want_of_them(
+    store: HeartbeatStore, waka: FakeWakaTime
+) -> None:
+    """A plugin's key lifts a "no API key" pause at once; a refusal stands until a flush.
+    The loop's thread is not started: each step is taken here."""
+    key: dict[str, str | None] = {"value": None}
+    store.destination_id("default", waka.url)
+    sender = Sender(
+        store,
+        Endpoint("default", waka.url, lambda: key["value"] and basic_authorization(key["value"])),
+        httpx.Client(timeout=5),
+        "host",
+    )
+    loop = DeliveryLoop(sender)
+    queue(store, 1)
+    assert sender.step().step is Step.PAUSED
+    key["value"] = "waka_refused"
+    loop.credentials_offered()
+    assert sender.status.paused is None  # until the server has its say
+    assert sender.step().step is Step.PAUSED
+    refused = sender.status.paused
+    assert refused is not None and "HTTP 401" in refused
+    loop.credentials_offered()
+    assert sender.status.paused == refused
+    key["value"] = KEY
+    loop.flush()
+    assert sender.status.paused is None and sender.step().delivered == 1
+
+
 @pytest.mark.parametrize(
     ("body", "count", "expected"),
     [

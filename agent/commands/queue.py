@@ -353,8 +353,7 @@ def _flush_here(settings: Settings, only: str | None) -> int:
                 why = sender.status.paused or sender.status.last_error or "asked to wait"
                 stuck.append((destination.name, left, why))
         finally:
-            sender.client.close()
-            sender.store.close()
+            sender.close()
     progress.close()
     return _flush_report(done, stuck)
 
