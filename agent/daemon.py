@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -26,7 +27,7 @@ from agent.config import ConfigError, Settings, load_settings
 from agent.deliveries import build_sender
 from agent.destinations import DEFAULT, Destination, Router, configured_destinations
 from agent.detect import Detector
-from agent.heartbeat import Heartbeat, HeartbeatError
+from agent.heartbeat import Heartbeat, HeartbeatError, timeliness_problems
 from agent.ignore import IgnoreRules
 from agent.ingest import Ingest
 from agent.ipc.protocol import MAX_BATCH, ProtocolError
@@ -41,10 +42,17 @@ from agent.reports import (
 )
 from agent.sender import DeliveryLoop
 from agent.stats import day_bounds
-from agent.store import HeartbeatStore
-from agent.watcher import FileWatcher
+from agent.store import HeartbeatStore, StoreError
+from agent.watcher import FileWatcher, watch_limit_hint
 
 log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The daemon cannot start: its files cannot be used (a folder where the database
+    goes, no permission, a read-only or full disk). One line says why; restarting it
+    unchanged would fail the same way."""
+
 
 PROJECT_MARKERS = (".git", ".hg", ".svn", ".wakatime-project")
 STATUS_BAR_MAX_AGE = 60.0  # seconds the server's `--today` figure is reused
@@ -79,6 +87,7 @@ class Daemon:
         self.deliveries: dict[str, DeliveryLoop] = {}
         self.destinations: list[Destination] = []
         self.watcher: FileWatcher | None = None
+        self.watch_problem: str | None = None  # why the watcher is not running
         self.ipc: IpcServer | None = None
         self.server_today = CachedFetch(self._fetch_status_bar, clock)
         self.commits = 0
@@ -96,7 +105,12 @@ class Daemon:
 
     async def serve(self) -> None:
         self._loop = asyncio.get_running_loop()
-        await self.startup()
+        try:
+            await self.startup()
+        except (StoreError, sqlite3.Error, OSError) as exc:
+            where = self.settings.database_path()
+            text = str(exc) if isinstance(exc, StoreError | OSError) else f"{where}: {exc}"
+            raise StartupError(f"cannot start: {text}") from exc
         try:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._loop.add_signal_handler(sig, self._stop.set)
@@ -164,7 +178,7 @@ class Daemon:
         roots = [r for r in self.watch_roots() if os.path.isdir(r)]
         for missing in set(self.watch_roots()) - set(roots):
             log.warning("watch path %s is not a folder; not watching it", missing)
-        self.watcher = FileWatcher(
+        watcher = FileWatcher(
             roots,
             ignore,
             self._on_write,
@@ -172,7 +186,15 @@ class Daemon:
             follow_symlinks=watch.follow_symlinks,
             on_remove=self._on_remove,
         )
-        self.watcher.start()
+        try:
+            watcher.start()
+        except OSError as exc:
+            # Plugins' heartbeats still count: run without the watcher, and say so.
+            self.watch_problem = f"file watcher off: {watch_limit_hint(exc)}"
+            log.error("%s; reload (SIGHUP) to try again", self.watch_problem)
+            self.watcher = None
+            return
+        self.watcher, self.watch_problem = watcher, None
         log.info("watching %s", ", ".join(roots) or "nothing")
 
     def _own_files(self) -> tuple[str, ...]:
@@ -292,9 +314,13 @@ class Daemon:
         heartbeats = []
         problems: list[tuple[int, str]] = []
         plugin_heartbeat = self.policy.plugin_heartbeat
+        now = self.clock()
         for index, item in enumerate(items):
             try:
-                heartbeats.append(Heartbeat.from_mapping(item))
+                hb = Heartbeat.from_mapping(item)
+                if untimely := timeliness_problems(hb, now):
+                    raise HeartbeatError(untimely)
+                heartbeats.append(hb)
             except HeartbeatError as exc:
                 prefix = "heartbeat" if single else f"heartbeats[{index}]"
                 problems.append(
@@ -497,6 +523,7 @@ class Daemon:
             version=__version__,
             uptime_seconds=self.clock() - self.started,
             watching=self.watcher.roots if self.watcher else [],
+            watch_problem=self.watch_problem,
             database_reset=str(self.database_reset) if self.database_reset else None,
             delivery={name: loop.sender.status for name, loop in self.deliveries.items()},
         )

@@ -7,14 +7,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import httpx
-
 from agent.auth import default_credentials
 from agent.config import Settings
 from agent.destinations import DEFAULT, Destination, KeySource
 from agent.sender import Endpoint, Sender, basic_authorization, display_url
 from agent.store import HeartbeatStore
+from agent.transport import DeliveryClient
 from agent.useragent import machine_name
+
+# A delivery request must be done within this many times [api] timeout, however slowly
+# the server trickles its answer.
+REQUEST_DEADLINE_FACTOR = 2
 
 
 def build_sender(
@@ -29,11 +32,11 @@ def build_sender(
     api = settings.api
     store = HeartbeatStore(settings.database_path())
     store.destination_id(destination.name, display_url(destination.url))
-    client = httpx.Client(
+    client = DeliveryClient(
+        REQUEST_DEADLINE_FACTOR * api.timeout,
         timeout=api.timeout,
         verify=str(api.ca_bundle) if api.ca_bundle else True,
         proxy=api.proxy,
-        follow_redirects=True,
         headers={"Accept": "application/json"},
     )
     key = KeySource(destination, plugin_key if destination.name == DEFAULT else None)

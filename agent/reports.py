@@ -77,6 +77,8 @@ class DaemonState:
     version: str
     uptime_seconds: float
     watching: Sequence[str]
+    # Why nothing (or not everything) is watched, e.g. the inotify watch limit.
+    watch_problem: str | None = None
     database_reset: str | None = None
     # Each destination's live delivery state, by destination name.
     delivery: Mapping[str, DeliveryStatus] = field(default_factory=dict)
@@ -100,6 +102,7 @@ def status_report(
         "version": daemon.version if daemon else None,
         "uptime_seconds": round(daemon.uptime_seconds, 3) if daemon else None,
         "watching": list(daemon.watching) if daemon else [],
+        "watch_problem": daemon.watch_problem if daemon else None,
         "queued": 0,
         "rejected": 0,
         "delivered_total": 0,

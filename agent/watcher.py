@@ -27,6 +27,7 @@ watched, watchdog's own observer delivers every event, and the same rules filter
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -105,8 +106,8 @@ if _CAN_PRUNE:
         """watchdog's inotify reader, reading a burst's events at once, without file creations
         (a new ``.gitignore`` or ``.git`` is kept: it tells the ignore rules)."""
 
-        def _check_inotify_fd(self) -> bool:
-            readable = super()._check_inotify_fd()
+        def _check_inotify_fd(self, timeout_ms: int | None = None) -> bool:
+            readable = super()._check_inotify_fd(timeout_ms)  # watchdog 7 passes a timeout
             if readable:
                 self._gather()
             return readable
@@ -282,6 +283,15 @@ class _WriteTranslator(FileSystemEventHandler):
         )
 
 
+def watch_limit_hint(exc: OSError) -> str:
+    """An inotify failure in words, naming the limit to raise."""
+    if exc.errno == errno.EMFILE:
+        return "inotify instance limit reached (raise fs.inotify.max_user_instances)"
+    if exc.errno == errno.ENOSPC:
+        return "inotify watch limit reached (raise fs.inotify.max_user_watches)"
+    return f"cannot watch: {exc.strerror or exc}"
+
+
 def _distinct_roots(roots: Sequence[str]) -> list[str]:
     """Absolute roots, without those inside another (they would report every event twice)."""
     absolute = sorted({os.path.abspath(root) for root in roots})
@@ -341,7 +351,12 @@ class FileWatcher:
                 follow_symlink=self._follow_symlinks,
             )
             self.watching.append(root)
-        observer.start()
+        try:
+            observer.start()  # adds the watches: past the inotify limits it raises OSError
+        except OSError:
+            observer.stop()  # the roots it did start, and the inotify instance
+            self.watching = []
+            raise
         self._observer = observer
         if _CAN_PRUNE:  # the watch group reports every change the ignore rules depend on
             for root in self.watching:

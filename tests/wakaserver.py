@@ -94,11 +94,12 @@ FLAVORS: dict[str, FlavorRules] = {
 class Fault:
     """One injected misbehaviour, applied to one request instead of (or before) its answer."""
 
-    kind: Literal["fail", "drop", "delay"]
+    kind: Literal["fail", "drop", "delay", "raw", "trickle"]
     status: int = 500
     retry_after: float | str | None = None
     body: Any = None
     seconds: float = 0.0
+    headers: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def fail(
@@ -113,6 +114,16 @@ class Fault:
     @classmethod
     def delay(cls, seconds: float) -> Fault:
         return cls("delay", seconds=seconds)
+
+    @classmethod
+    def raw(cls, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> Fault:
+        """Answer with these bytes as they are (an HTML page, garbage), not the route's."""
+        return cls("raw", status=status, body=body, headers=tuple((headers or {}).items()))
+
+    @classmethod
+    def trickle(cls, seconds: float) -> Fault:
+        """Answer normally, but one byte every `seconds`, status line included."""
+        return cls("trickle", seconds=seconds)
 
 
 FaultPlan = Callable[[int], Fault | None]
@@ -147,6 +158,8 @@ class Reply:
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None  # sent as the body instead of `body` as JSON
+    trickle: float = 0.0  # seconds between bytes of the whole answer
 
 
 @dataclass
@@ -376,6 +389,17 @@ class FakeWakaTime:
         """Answer the next count requests normally, but only after seconds."""
         self._queue_faults(count, Fault.delay(seconds))
 
+    def raw_next(
+        self, count: int = 1, status: int = 200, body: bytes = b"", **headers: str
+    ) -> None:
+        """Answer the next count requests with these bytes (header names: `_` for `-`)."""
+        named = {name.replace("_", "-"): value for name, value in headers.items()}
+        self._queue_faults(count, Fault.raw(status, body, named))
+
+    def trickle_next(self, count: int = 1, seconds: float = 1.0) -> None:
+        """Answer the next count requests one byte every `seconds`."""
+        self._queue_faults(count, Fault.trickle(seconds))
+
     def fault_plan(self, plan: FaultPlan | None) -> None:
         """Decide a fault per request index once the queued faults are used up (None: none)."""
         with self._cond:
@@ -416,6 +440,11 @@ class FakeWakaTime:
             reply = None
         elif fault is not None and fault.kind == "fail":
             reply = _fault_reply(fault)
+        elif fault is not None and fault.kind == "raw":
+            reply = Reply(fault.status, headers=dict(fault.headers), raw=fault.body)
+        elif fault is not None and fault.kind == "trickle":
+            reply = self._route(record)
+            reply.trickle = fault.seconds
         elif fault is not None and self._stopping.wait(fault.seconds):
             reply = None  # stopped while holding the answer back
         else:
@@ -1129,15 +1158,28 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _send(self, reply: Reply) -> None:
-        payload = b"" if reply.body is None else json.dumps(reply.body).encode()
+        if reply.raw is not None:
+            payload = reply.raw
+        else:
+            payload = b"" if reply.body is None else json.dumps(reply.body).encode()
         self.send_response(reply.status)
-        if reply.body is not None:
+        if reply.body is not None and reply.raw is None:
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         for name, value in reply.headers.items():
             self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
+        if not reply.trickle:
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        self._headers_buffer.append(b"\r\n")
+        answer = b"".join(self._headers_buffer) + payload
+        self._headers_buffer = []
+        for index in range(len(answer)):
+            if self.server.fake._stopping.wait(reply.trickle):
+                return
+            self.wfile.write(answer[index : index + 1])
+            self.wfile.flush()
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)

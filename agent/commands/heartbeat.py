@@ -25,7 +25,7 @@ from agent.compat import (
     parse_args,
     read_extra_heartbeats,
 )
-from agent.ipc.client import DaemonUnavailable, IpcClient, socket_file
+from agent.ipc.client import DaemonUnavailable, IpcClient, UntrustedSocket, socket_file
 from agent.ipc.protocol import dumps
 
 TYPE_CHECKING = False
@@ -115,7 +115,8 @@ def _heartbeat(args: CompatArgs, log: CompatLog) -> int:
         extras, problems = read_extra_heartbeats(sys.stdin)
         for problem in problems:
             log.write("warning", problem)
-    items = heartbeat_dicts(args, extras, time.time())
+    now = time.time()  # one moment: a fallback after a timeout stores the same heartbeat
+    items = heartbeat_dicts(args, extras, now)
     if not items:
         log.debug("every heartbeat was excluded by --exclude")
         return ExitCode.SUCCESS
@@ -126,8 +127,11 @@ def _heartbeat(args: CompatArgs, log: CompatLog) -> int:
         with IpcClient(timeout=DAEMON_TIMEOUT) as client:
             answer = client.request(request)
     except DaemonUnavailable as exc:
-        log.debug(f"{exc}; writing to the queue directly")
-        return _heartbeat_offline(args, extras, log, socket_file())
+        if isinstance(exc, UntrustedSocket):  # worth a word: someone may be listening there
+            log.write("warning", f"{exc}; writing to the queue directly")
+        else:
+            log.debug(f"{exc}; writing to the queue directly")
+        return _heartbeat_offline(args, extras, log, socket_file(), now)
     return _acknowledged(answer, [label for label, _ in items], log)
 
 
@@ -158,7 +162,7 @@ def _acknowledged(answer: dict[str, Any], labels: list[str], log: CompatLog) -> 
 
 
 def _heartbeat_offline(
-    args: CompatArgs, extras: list[dict[str, Any]], log: CompatLog, tried: str
+    args: CompatArgs, extras: list[dict[str, Any]], log: CompatLog, tried: str, now: float
 ) -> int:
     """No daemon: validate, detect and commit straight into the daemon's SQLite queue
     (WAL, busy timeout: safe beside a daemon that starts meanwhile). Exit 102 as
@@ -167,7 +171,7 @@ def _heartbeat_offline(
     if settings is None:
         return ExitCode.ERR_CONFIG_FILE_PARSE
     configured = os.fspath(settings.socket_path())
-    items = heartbeat_dicts(args, extras, time.time())
+    items = heartbeat_dicts(args, extras, now)
     if configured != tried:  # `[ipc] socket` in the TOML file names another socket
         try:
             with IpcClient(configured, timeout=DAEMON_TIMEOUT) as client:
@@ -183,7 +187,7 @@ def _heartbeat_offline(
     from agent.detect import Detector
     from agent.store import HeartbeatStore
 
-    heartbeats, problems = build_heartbeats(args, extras, time.time())
+    heartbeats, problems = build_heartbeats(args, extras, now)
     for problem in problems:
         log.write("warning", f"dropped: {problem}")
     builder = HeartbeatBuilder(Detector(detect_options(settings)))
