@@ -23,7 +23,7 @@ from typing import Any
 
 from agent import __version__, wakatime_cfg
 from agent.builder import HeartbeatBuilder, detect_options
-from agent.config import ConfigError, Settings, load_settings
+from agent.config import Settings, load_settings
 from agent.deliveries import build_sender
 from agent.destinations import DEFAULT, Destination, Router, configured_destinations
 from agent.detect import Detector
@@ -33,15 +33,8 @@ from agent.ingest import Ingest
 from agent.ipc.protocol import MAX_BATCH, ProtocolError
 from agent.ipc.server import IpcServer, prepare_socket_path
 from agent.policy import ActivityPolicy, PolicySettings
-from agent.reports import (
-    DaemonState,
-    status_bar_answer,
-    status_bar_report,
-    status_report,
-    today_report,
-)
+from agent.reports import DaemonReports, DaemonState
 from agent.sender import DeliveryLoop
-from agent.stats import day_bounds
 from agent.store import HeartbeatStore, StoreError
 from agent.watcher import FileWatcher, watch_limit_hint
 
@@ -55,7 +48,6 @@ class StartupError(Exception):
 
 
 PROJECT_MARKERS = (".git", ".hg", ".svn", ".wakatime-project")
-STATUS_BAR_MAX_AGE = 60.0  # seconds the server's `--today` figure is reused
 RETENTION_INTERVAL = 86400.0  # the history is pruned at startup and then daily
 QUEUE_CHECK_INTERVAL = 60.0  # the queue is measured against [queue] max_queued at most this often
 WATCHED_BATCH_DELAY = 0.05  # seconds the watcher's events gather before the policy takes them
@@ -89,9 +81,6 @@ class Daemon:
         self.watcher: FileWatcher | None = None
         self.watch_problem: str | None = None  # why the watcher is not running
         self.ipc: IpcServer | None = None
-        self.server_today = CachedFetch(self._fetch_status_bar, clock)
-        self.commits = 0
-        self._local_status_bar: tuple[tuple[int, str], dict[str, Any]] | None = None
         self._retention: asyncio.TimerHandle | None = None
         self._reloading = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -133,6 +122,7 @@ class Daemon:
         db_path = settings.database_path()
         self.store, self.database_reset = HeartbeatStore.open_or_reset(db_path)
         self.destinations = configured_destinations(settings)
+        self.reports = DaemonReports(settings, self.destinations, self.clock)
         self.ingest = Ingest(
             db_path, _builder(settings), Router(tuple(self.destinations)), self._on_committed
         )
@@ -288,8 +278,8 @@ class Daemon:
             return self._in_thread(self.status)
         if op == "today":
             if request.get("status_bar") is True:  # the plugins' `--today` (DESIGN §2a)
-                return self._in_thread(self.status_bar_answer)
-            return self._in_thread(self.today)
+                return self._in_thread(self.reports.status_bar)
+            return self._in_thread(self.reports.today)
         if op == "flush":
             self.flush()
             return {"ok": True, "queued": self.store.counts(among=self.destination_names()).queued}
@@ -416,7 +406,7 @@ class Daemon:
 
     def _on_committed(self) -> None:
         """From the ingest thread, after each commit: deliver, and watch the queue's size."""
-        self.commits += 1  # the local history changed: cached summaries of it are stale
+        self.reports.history_changed()
         self._wake_deliveries()
         now = self.clock()
         if now - self._queue_checked >= QUEUE_CHECK_INTERVAL:
@@ -491,6 +481,7 @@ class Daemon:
             self.settings = settings
             self.destinations = destinations
             self.ingest.reconfigure(builder, Router(tuple(destinations)))
+            self.reports.reconfigure(settings, destinations)
             self.policy.reconfigure(_policy_settings(settings))
             await asyncio.to_thread(self._stop_deliveries)
             self._start_deliveries()
@@ -527,84 +518,11 @@ class Daemon:
             database_reset=str(self.database_reset) if self.database_reset else None,
             delivery={name: loop.sender.status for name, loop in self.deliveries.items()},
         )
-        with self._reader() as store:
-            return status_report(store, self.settings, self.destinations, self.clock(), state)
-
-    def today(self) -> dict[str, Any]:
-        """Today's time from the local history, with its top projects, languages …"""
-        with self._reader() as store:
-            return today_report(store, self.settings, self.clock())
-
-    def status_bar_answer(self) -> dict[str, Any]:
-        """The `today` answer for the plugins' `--today`: the local history's status bar or
-        the server's (cached, refreshed off the request path), as reports.status_bar_answer
-        chooses."""
-        return status_bar_answer(self._local_status_bar_today(), self.server_today.get())
-
-    def _local_status_bar_today(self) -> dict[str, Any]:
-        """Computed again only after a commit or at midnight: status lines poll often."""
-        now = self.clock()
-        key = (self.commits, time.strftime("%Y-%m-%d", time.localtime(day_bounds(now)[0])))
-        cached = self._local_status_bar
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        with self._reader() as store:
-            local = status_bar_report(store, self.settings, now)
-        self._local_status_bar = (key, local)
-        return local
-
-    def _fetch_status_bar(self) -> dict[str, Any] | None:
-        from agent.api import ApiError, WakaTimeApi
-
-        try:
-            with WakaTimeApi.from_settings(self.settings) as api:
-                return api.status_bar_today()
-        except (ApiError, ConfigError) as exc:
-            log.debug("status bar: %s", exc)
-        except Exception:  # only a nicety for `--today`: never worth more than a log line
-            log.exception("status bar: the server's figure could not be read")
-        return None
+        return self.reports.status(state)
 
     def _reader(self) -> HeartbeatStore:
-        """A connection of its own for the thread a report runs in."""
+        """A connection of its own for the thread it is used in (queue check, pruning)."""
         return HeartbeatStore(self.settings.database_path())
-
-
-class CachedFetch:
-    """A value fetched in a background thread at most once per `max_age` seconds; readers
-    get the last good one at once, so no request waits on the network."""
-
-    def __init__(
-        self,
-        fetch: Callable[[], dict[str, Any] | None],
-        clock: Callable[[], float],
-        max_age: float = STATUS_BAR_MAX_AGE,
-    ) -> None:
-        self._fetch = fetch
-        self._clock = clock
-        self.max_age = max_age
-        self._lock = threading.Lock()
-        self._value: dict[str, Any] | None = None
-        self._fetched_at = float("-inf")
-        self._running = False
-
-    def get(self) -> dict[str, Any] | None:
-        with self._lock:
-            start = not self._running and self._clock() - self._fetched_at >= self.max_age
-            self._running = self._running or start
-        if start:
-            threading.Thread(target=self._refresh, name="fetch", daemon=True).start()
-        return self._value
-
-    def _refresh(self) -> None:
-        try:
-            value = self._fetch()
-        finally:
-            with self._lock:
-                self._fetched_at = self._clock()
-                self._running = False
-        if value is not None:
-            self._value = value
 
 
 def _builder(settings: Settings) -> HeartbeatBuilder:

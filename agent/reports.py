@@ -8,11 +8,14 @@ Every figure for a day comes from `day_summary`, which counts with the configure
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent.stats import Summary, iso_time, status_bar, today_summary
+from agent.stats import Summary, day_bounds, iso_time, status_bar, today_summary
 
 if TYPE_CHECKING:
     from agent.config import Settings
@@ -20,7 +23,10 @@ if TYPE_CHECKING:
     from agent.sender import DeliveryStatus
     from agent.store import HeartbeatStore
 
+log = logging.getLogger(__name__)
+
 TODAY_ROWS = 10  # rows of each breakdown in the daemon's `today` answer
+STATUS_BAR_MAX_AGE = 60.0  # seconds the server's `--today` figure is reused
 
 
 def day_summary(store: HeartbeatStore | None, settings: Settings, now: float) -> Summary:
@@ -134,3 +140,126 @@ def status_report(
         last_error=last_error,
     )
     return report
+
+
+# ----- the daemon's reports ------------------------------------------------------------------
+
+
+class DaemonReports:
+    """The daemon's report answers, each read through a store connection of its own in the
+    thread it runs in. The server's status bar is fetched off the request path, at most once
+    per STATUS_BAR_MAX_AGE; the local one is made again only after a commit or at midnight
+    (status lines poll often). Built with its clock, the server fetch and the way that
+    fetch runs, so it is tested in-process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        destinations: Sequence[Destination],
+        clock: Callable[[], float] = time.time,
+        *,
+        server_status_bar: Callable[[], dict[str, Any] | None] | None = None,
+        run: Callable[[Callable[[], None]], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.destinations = list(destinations)
+        self.clock = clock
+        self.server_today = CachedFetch(
+            server_status_bar or (lambda: fetch_server_status_bar(self.settings)), clock, run=run
+        )
+        self._history = 0  # commits seen: the local history changed
+        self._local_status_bar: tuple[tuple[int, str], dict[str, Any]] | None = None
+
+    def reconfigure(self, settings: Settings, destinations: Sequence[Destination]) -> None:
+        self.settings, self.destinations = settings, list(destinations)
+
+    def history_changed(self) -> None:
+        """After each commit (any thread): cached figures of the history are stale."""
+        self._history += 1
+
+    def status(self, daemon: DaemonState) -> dict[str, Any]:
+        with self._reader() as store:
+            return status_report(store, self.settings, self.destinations, self.clock(), daemon)
+
+    def today(self) -> dict[str, Any]:
+        with self._reader() as store:
+            return today_report(store, self.settings, self.clock())
+
+    def status_bar(self) -> dict[str, Any]:
+        """The `today` answer for the plugins' `--today` (status_bar_answer)."""
+        return status_bar_answer(self._local_status_bar_today(), self.server_today.get())
+
+    def _local_status_bar_today(self) -> dict[str, Any]:
+        now = self.clock()
+        key = (self._history, time.strftime("%Y-%m-%d", time.localtime(day_bounds(now)[0])))
+        cached = self._local_status_bar
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with self._reader() as store:
+            local = status_bar_report(store, self.settings, now)
+        self._local_status_bar = (key, local)
+        return local
+
+    def _reader(self) -> HeartbeatStore:
+        from agent.store import HeartbeatStore
+
+        return HeartbeatStore(self.settings.database_path())
+
+
+def fetch_server_status_bar(settings: Settings) -> dict[str, Any] | None:
+    """The server's status bar for today, or None (logged) when it cannot be read."""
+    from agent.api import ApiError, WakaTimeApi
+    from agent.config import ConfigError
+
+    try:
+        with WakaTimeApi.from_settings(settings) as api:
+            return api.status_bar_today()
+    except (ApiError, ConfigError) as exc:
+        log.debug("status bar: %s", exc)
+    except Exception:  # only a nicety for `--today`: never worth more than a log line
+        log.exception("status bar: the server's figure could not be read")
+    return None
+
+
+def _in_a_thread(work: Callable[[], None]) -> None:
+    threading.Thread(target=work, name="fetch", daemon=True).start()
+
+
+class CachedFetch:
+    """A value fetched off the caller's path (`run`: in a thread of its own) at most once per
+    `max_age` seconds; readers get the last good one at once, so no request waits on the
+    network."""
+
+    def __init__(
+        self,
+        fetch: Callable[[], dict[str, Any] | None],
+        clock: Callable[[], float],
+        max_age: float = STATUS_BAR_MAX_AGE,
+        run: Callable[[Callable[[], None]], None] | None = None,
+    ) -> None:
+        self._fetch = fetch
+        self._clock = clock
+        self.max_age = max_age
+        self._run = run or _in_a_thread
+        self._lock = threading.Lock()
+        self._value: dict[str, Any] | None = None
+        self._fetched_at = float("-inf")
+        self._running = False
+
+    def get(self) -> dict[str, Any] | None:
+        with self._lock:
+            start = not self._running and self._clock() - self._fetched_at >= self.max_age
+            self._running = self._running or start
+        if start:
+            self._run(self._refresh)
+        return self._value
+
+    def _refresh(self) -> None:
+        try:
+            value = self._fetch()
+        finally:
+            with self._lock:
+                self._fetched_at = self._clock()
+                self._running = False
+        if value is not None:
+            self._value = value
