@@ -130,3 +130,16 @@ def post_to_server(waka: FakeWakaTime, heartbeats: list[dict]) -> None:
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status in (201, 202)
+
+
+def test_rows_of_a_removed_destination_are_kept_but_not_counted(tmp_path: Path) -> None:
+    """`queued` is what is still to be delivered to the destinations configured now."""
+    settings = settings_for(tmp_path, "http://127.0.0.1:9/api/v1", "waka_k")
+    with HeartbeatStore(settings.database_path()) as store:
+        store.add([(Heartbeat(entity="/code/a.py", time=NOON), ["default", "removed"])])
+        store.add([(Heartbeat(entity="/code/b.py", time=NOON + 10), ["removed"])])
+    reports = DaemonReports(settings, configured_destinations(settings), Clock(NOON))
+    state = DaemonState(pid=1, version="x", uptime_seconds=1.0, watching=[])
+    running = reports.status(state)
+    assert running["queued"] == 1
+    assert [d["name"] for d in running["destinations"]] == ["default"]
