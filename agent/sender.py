@@ -397,6 +397,9 @@ class Sender:
         if outcome is Outcome.RETRY:
             raise _RequestFailed(f"HTTP {status} from the server")
         if outcome is Outcome.DELIVERED:
+            # Wakapi answers the single route as it answers the bulk one: one item's result
+            if (per_item := read_bulk_answer(body, 1)) is not None:
+                return per_item[0]
             if status not in SINGLE_ACCEPTED or not isinstance(body, dict) or "data" not in body:
                 raise _RequestFailed(self._unproven(status, body, "201 or 202 with its `data`"))
             return ItemResult(outcome)
