@@ -67,16 +67,19 @@ def test_list_shows_the_oldest_queued_first(tmp_path: Path) -> None:
 
 
 def test_flush_delivers_through_the_daemon(tmp_path: Path) -> None:
-    server = FakeWakaTime(port=FakeWakaTime.reserve_port())
-    env = agent_env(tmp_path, server.url)
-    now = time.time()
-    with AgentProcess(env, workdir(tmp_path)) as agent:
-        send(env, [heartbeat(f"/code/f{i}.py", now - 300 + i) for i in range(120)])
-        agent.wait_for_log("cannot reach")  # now waiting out a backoff
-        with server:
+    with FakeWakaTime() as server:
+        # The first attempt is told to come back in an hour: only the flush can deliver now
+        # (a 1 s backoff raced the flush on a loaded machine).
+        server.fail_next(1, status=503, retry_after=3600)
+        env = agent_env(tmp_path, server.url)
+        now = time.time()
+        with AgentProcess(env, workdir(tmp_path)) as agent:
+            send(env, [heartbeat(f"/code/f{i}.py", now - 300 + i) for i in range(120)])
+            agent.wait_for_log("retrying in 3600 s")
+            assert server.received == []
             done = cli(env, "queue", "flush")
             assert len(server.received) == 120
-        assert agent.stop() == 0
+            assert agent.stop() == 0
     assert done.returncode == 0, done.stderr
     assert "120 heartbeats settled" in done.stdout
 
