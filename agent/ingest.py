@@ -220,3 +220,18 @@ class _LoopNotifier:
                 settle(outcome)
             except Exception:
                 log.exception("settling a stored request failed")
+
+
+def store_directly(settings: Any, heartbeats: Sequence[Heartbeat]) -> int:
+    """Build, route and commit heartbeats in this process, without a daemon (WAL and a
+    busy timeout make it safe beside one); how many were stored."""
+    from agent.builder import detect_options
+    from agent.destinations import configured_destinations
+    from agent.detect import Detector
+
+    builder = HeartbeatBuilder(Detector(detect_options(settings)))
+    router = Router(tuple(configured_destinations(settings)))
+    rows = [(hb, router.route(hb)) for hb in map(builder.complete, heartbeats) if hb is not None]
+    with HeartbeatStore(settings.database_path()) as store:
+        store.add(rows)
+    return len(rows)

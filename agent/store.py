@@ -652,6 +652,16 @@ class HeartbeatStore:
         )
         return [HistoryRow(*row) for row in rows]
 
+    def has_heartbeats_not_from(self, user_agent_word: str, since: float) -> bool:
+        """Whether a heartbeat since ``since`` has a user agent without ``user_agent_word``
+        (a plugin's, when the word is the watcher's own)."""
+        row = self._db.execute(
+            "SELECT EXISTS (SELECT 1 FROM heartbeats WHERE time >= ?"
+            " AND instr(coalesce(user_agent, ''), ?) = 0)",
+            (since, user_agent_word),
+        ).fetchone()
+        return bool(row[0])
+
     def destination_report(self, name: str, url: str) -> dict[str, Any]:
         """A destination's entry in `agent status`, as far as the database knows it; the
         daemon adds its live error state (last_error, paused)."""

@@ -19,7 +19,9 @@ costs (less than the bare observer's CPU, measured in BENCHMARKS.md):
 * file events are translated and filtered on watchdog's emitter thread, without its event
   objects, its queue and its dispatcher thread;
 * the ignore rules are told of every folder, ``.gitignore`` and ``.git`` change the watch sees
-  (``IgnoreRules.track``), so they need not stat those again for every event.
+  (``IgnoreRules.track``), so they need not stat those again for every event;
+* a ``.git`` or ``.hg`` folder is watched on its own, not below: its lock files and refs tell
+  when the VCS itself writes the working tree (``agent.authorship``), for one watch a repository.
 
 Where those internals are missing (another watchdog release, another platform) every folder is
 watched, watchdog's own observer delivers every event, and the same rules filter them.
@@ -47,11 +49,13 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
+from agent.authorship import Signal, signals_of
 from agent.ignore import IgnoreRules
 
 logger = logging.getLogger(__name__)
 
 WriteCallback = Callable[[str, float], None]
+SignalCallback = Callable[[Signal, str, float], None]
 
 try:
     import array
@@ -84,6 +88,10 @@ except ImportError:  # not Linux
 
 # Files whose change can change what the ignore rules say about the folders around them.
 _RULE_NAMES = (b".gitignore", b".git")
+# Files whose creation is a signal (a VCS taking its lock); other creations are not read.
+_SIGNAL_CREATES = (b"index.lock", b"wlock")
+# Ignored folders watched on their own all the same, for their signals.
+_VCS_META = (b".git", b".hg")
 
 # Once inotify has something to say, its reader waits while more keeps coming: it looks again
 # after GATHER_STEP, then after twice as long each time, GATHER_MAX in all, and reads as soon
@@ -131,7 +139,11 @@ if _CAN_PRUNE:
                 for wd, mask, cookie, name in events
                 # As watchdog: the only event with no watch that matters is an overflow.
                 if (wd != -1 or mask & InotifyConstants.IN_Q_OVERFLOW)
-                and (mask & _FILE_CREATED != InotifyConstants.IN_CREATE or name in _RULE_NAMES)
+                and (
+                    mask & _FILE_CREATED != InotifyConstants.IN_CREATE
+                    or name in _RULE_NAMES
+                    or name in _SIGNAL_CREATES
+                )
             ]
 
     @dataclass(eq=False)
@@ -150,8 +162,9 @@ if _CAN_PRUNE:
                 changed = self._build_event_source_path(event)
             else:
                 changed = None
-            # The only file creations read are of rule files: their IN_CLOSE_WRITE is the write.
-            if event.is_directory or not event.is_create:
+            # The only file creations read are of rule files (their IN_CLOSE_WRITE is the write)
+            # and of VCS locks (a signal).
+            if event.is_directory or not event.is_create or event.name in _SIGNAL_CREATES:
                 super().on_event(event)
             if changed is not None:
                 # After a new folder's walk: whatever the walk found is not evented again.
@@ -161,8 +174,17 @@ if _CAN_PRUNE:
             self.rules_changed(self.path)
             super().on_queue_overflow()
 
+        def _skipped(self, path: bytes) -> bool:
+            """Whether not to descend into ``path``: an ignored folder gets no watch, except a
+            VCS metadata folder, which gets one of its own (for its lock files)."""
+            if not self.prune(path):
+                return False
+            if os.path.basename(path) in _VCS_META and path not in self._active_callbacks_by_path:
+                self._add_callback(path)
+            return True
+
         def _add_all_callbacks(self, path: bytes) -> None:
-            if path != self.path and self.prune(path):
+            if path != self.path and self._skipped(path):
                 return
             if path not in self._active_callbacks_by_path and not self._watched(path):
                 return
@@ -172,7 +194,7 @@ if _CAN_PRUNE:
                 kept = []
                 for name in dirnames:
                     full = os.path.join(folder, name)
-                    if (not self.follow_symlink and os.path.islink(full)) or self.prune(full):
+                    if (not self.follow_symlink and os.path.islink(full)) or self._skipped(full):
                         continue
                     # `mkdir -p a/b` reports b after a's walk already watched it
                     if full not in self._active_callbacks_by_path and not self._watched(full):
@@ -330,9 +352,10 @@ def _distinct_roots(roots: Sequence[str]) -> list[str]:
 
 class FileWatcher:
     """Watches roots with watchdog; calls on_write(path, time) for each write of a file a
-    person may have made, and on_remove(path, time) for each file deleted or renamed away.
+    person may have made, on_remove(path, time) for each file deleted or renamed away, and
+    on_signal(signal, where, time) for each VCS lock, ref or lock file write (who is writing).
 
-    Both callbacks run on one of watchdog's threads (on Linux, one per root: with several
+    The callbacks run on one of watchdog's threads (on Linux, one per root: with several
     roots, they may run at once): hop them onto your own loop.
     """
 
@@ -345,6 +368,7 @@ class FileWatcher:
         clock: Callable[[], float] = time.time,
         follow_symlinks: bool = False,
         on_remove: WriteCallback | None = None,
+        on_signal: SignalCallback | None = None,
     ) -> None:
         self.roots = _distinct_roots(roots)
         self.watching: list[str] = []
@@ -354,6 +378,7 @@ class FileWatcher:
         self.ignore = ignore
         self._on_write = on_write
         self._on_remove = on_remove
+        self._on_signal = on_signal
         self._clock = clock
         self._follow_symlinks = follow_symlinks
         self._observer: BaseObserver | None = None
@@ -414,7 +439,11 @@ class FileWatcher:
             logger.error("%s", self.problem)
 
     def report(self, root: str, *, removed: str | None = None, written: str | None = None) -> None:
-        """Pass one translated event on (a move is both), unless the ignore rules reject it."""
+        """Pass one translated event on (a move is both), unless the ignore rules reject it;
+        signals (``authorship.signals_of``) first, though their paths are ignored."""
+        if self._on_signal is not None:
+            for kind, where in signals_of(removed, written):
+                self._on_signal(kind, where, self._clock())
         for path, callback in ((removed, self._on_remove), (written, self._on_write)):
             if path is None or callback is None:
                 continue
