@@ -61,7 +61,13 @@ def _status(args: argparse.Namespace) -> int:
             " is that this agent's daemon?"
         )
     report = {"running": True, **answer}
-    print(json.dumps(report, indent=2) if args.json else render(report))
+    try:
+        print(json.dumps(report, indent=2) if args.json else render(report))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CommandError(
+            f"{settings.socket_path()} answered a status this agent cannot read ({exc!r}):"
+            " is that this agent's daemon, of this version?"
+        ) from None
     return 0
 
 
