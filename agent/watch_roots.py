@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 CODE_MARKERS = (".git", ".hg", ".svn", ".wakatime-project")
 SCAN_DEPTH = 4  # levels below the home folder searched for code folders (~/src/host/org/repo)
@@ -126,3 +127,12 @@ def find_code_folders(
                     below.append(child)
         level = below
     return found
+
+
+def watch_report(plan: WatchPlan | None) -> dict[str, Any]:
+    """`agent status`'s account of the watch: each root and why, what waits to exist."""
+    return {
+        "watch_roots": [root.to_json() for root in plan.roots] if plan else [],
+        "watch_waiting": list(plan.waiting) if plan else [],
+        "watch_notes": list(plan.notes) if plan else [],
+    }

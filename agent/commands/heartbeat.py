@@ -269,12 +269,10 @@ def _today_offline(log: CompatLog) -> dict[str, Any] | None:
     if settings is None:
         return None
     from agent.offline_adopt import open_adopted
-    from agent.stats import status_bar, today_summary
-    from agent.useragent import local_timezone
+    from agent.reports import status_bar_report
 
-    now = time.time()
     with open_adopted(settings) as store:
-        return status_bar(today_summary(store.history, now), now, local_timezone())
+        return status_bar_report(store, settings, time.time())
 
 
 # -- the offline queue ------------------------------------------------------------------
