@@ -579,7 +579,7 @@ class Daemon:
         try:
             with self._reader() as store:
                 stored = adopt_offline_requests(
-                    store, self.builder, self.ingest.router, self._take_plugin_key_threadsafe
+                    store, self.ingest.builder, self.ingest.router, self._take_plugin_key_threadsafe
                 )
         finally:
             self._adopting.release()
