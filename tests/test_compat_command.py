@@ -439,14 +439,19 @@ sys.stdout.write(f"{code} {heavy}")
 """
 
 
-def test_the_fast_path_imports_nothing_heavy(setup: Setup, daemon: AgentProcess) -> None:
-    result = run_cli(
+def probe_imports(setup: Setup) -> Result:
+    """The command with FAST_PATH_PROBE: its exit code and the heavy modules it loaded."""
+    return run_cli(
         ["-c", FAST_PATH_PROBE, "--entity", str(setup.repo / "cart.py"), "--extra-heartbeats"],
         setup.env,
         "[]\n",
         program=sys.executable,
         cwd=Path(__file__).resolve().parent.parent,
     )
+
+
+def test_the_fast_path_imports_nothing_heavy(setup: Setup, daemon: AgentProcess) -> None:
+    result = probe_imports(setup)
 
     assert (result.stdout, result.stderr) == ("0 []", "")
 
@@ -454,13 +459,7 @@ def test_the_fast_path_imports_nothing_heavy(setup: Setup, daemon: AgentProcess)
 def test_without_a_daemon_the_fallback_imports_nothing_heavy_either(setup: Setup) -> None:
     """No daemon: the request goes to the spool with the standard library's startup set
     (and fcntl); no settings, store, detection or sqlite3."""
-    result = run_cli(
-        ["-c", FAST_PATH_PROBE, "--entity", str(setup.repo / "cart.py"), "--extra-heartbeats"],
-        setup.env,
-        "[]\n",
-        program=sys.executable,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
+    result = probe_imports(setup)
 
     assert (result.stdout, result.stderr) == ("102 []", "")
     assert [hb["entity"] for hb in setup.waiting()] == [str(setup.repo / "cart.py")]
