@@ -42,10 +42,12 @@ class Beat(NamedTuple):
 
 
 def env_for(tmp_path: Path, api_url: str | None, key: str | None, **extra: str) -> dict[str, str]:
-    """An isolated agent whose watcher lets a save through after 0.3 s of quiet (not 2 s)."""
+    """An isolated agent whose watcher lets a save through after 0.3 s of quiet (not 2 s), and
+    at once, not a minute later for a plugin's late report of it (plugins are in use here)."""
     quick = {
         "HEARTBEAT_AGENT_HEARTBEATS__DEBOUNCE_SECONDS": "0.3",
         "HEARTBEAT_AGENT_HEARTBEATS__STORM_WINDOW": "0.3",
+        "HEARTBEAT_AGENT_HEARTBEATS__PLUGIN_WAIT": "0",
     }
     return agent_env(tmp_path, api_url, api_key=key, **quick, **extra)
 
