@@ -143,6 +143,13 @@ class QueueSettings(Section):
     history_days: int = Field(30, ge=1)
 
 
+class AiSettings(Section):
+    """AI coding activity read from the AI tools' transcripts (README: AI coding activity)."""
+
+    enabled: bool = True
+    backfill_days: float = Field(14.0, ge=0, le=3650)  # transcript history sent on first read
+
+
 class IpcSettings(Section):
     socket: Path | None = None  # default: $XDG_RUNTIME_DIR/heartbeat-agent/agent.sock
 
@@ -177,6 +184,7 @@ class Settings(BaseSettings):
     projects: dict[str, str] = {}  # path regex -> project name ({0}-style captures)
     queue: QueueSettings = QueueSettings()
     ipc: IpcSettings = IpcSettings()
+    ai: AiSettings = AiSettings()
     log: LogSettings = LogSettings()
     oauth: OAuthSettings = OAuthSettings()
 

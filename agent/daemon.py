@@ -42,6 +42,8 @@ from agent.sender import (
     basic_authorization,
     display_url,
 )
+from agent.sources.ai import WriteClassifier
+from agent.sources.ai.tools import tools as ai_tools
 from agent.stats import iso_time
 from agent.store import HeartbeatStore, StoreError
 from agent.transport import DeliveryClient
@@ -100,6 +102,8 @@ class Daemon:
         self.watcher: FileWatcher | None = None
         self.watch_problem: str | None = None  # why the watcher is not running
         self.ipc: IpcServer | None = None
+        self.ai: Any = None  # the AI-transcript source, when enabled
+        self.attribution = WriteClassifier()
         self.server_today = CachedFetch(self._fetch_status_bar, clock)
         self.commits = 0
         self._local_status_bar: tuple[tuple[int, str], dict[str, Any]] | None = None
@@ -147,7 +151,11 @@ class Daemon:
         self.builder = HeartbeatBuilder(self.detector)
         self.destinations = configured_destinations(settings)
         self.ingest = Ingest(
-            db_path, self.builder, Router(tuple(self.destinations)), self._on_committed
+            db_path,
+            self.builder,
+            Router(tuple(self.destinations)),
+            self._on_committed,
+            self._heal_database,
         )
         self.ingest.start()
         self._start_deliveries()
@@ -160,6 +168,7 @@ class Daemon:
         self.ipc = IpcServer(settings.socket_path(), self.handle_request)
         await self.ipc.start()
         await asyncio.to_thread(self._start_watcher)
+        await asyncio.to_thread(self._start_ai)
         self._retention_due()
         self._spawn(asyncio.to_thread(self._check_queue_size), "the queue size check")
 
@@ -170,6 +179,8 @@ class Daemon:
             self._retention.cancel()
         if self.watcher:
             await asyncio.to_thread(self.watcher.stop)
+        if self.ai:
+            await asyncio.to_thread(self.ai.stop)
         if self.ipc:
             await self.ipc.stop()
         self._flush_policy(final=True)
@@ -216,9 +227,46 @@ class Daemon:
         self.watcher, self.watch_problem = watcher, None
         log.info("watching %s", ", ".join(roots) or "nothing")
 
+    def _start_ai(self) -> None:
+        """Follow the AI tools' transcripts unless `[ai] enabled = false` or wakatime-cli's
+        `sync_ai_disabled` says not to; its heartbeats take the plugins' path (ingest)."""
+        from agent.sources.ai.positions import PositionStore
+        from agent.sources.ai.source import (
+            AiActivitySource,
+            SyncBusy,
+            ai_sync_disabled,
+            backfill_start,
+            positions_path,
+        )
+
+        if not self.settings.ai.enabled or ai_sync_disabled():
+            log.info("AI coding activity: off (settings)")
+            return
+        database = self.settings.database_path()
+        try:
+            self.ai = AiActivitySource(
+                self.ingest.submit,
+                PositionStore(positions_path(database)),
+                lock_path=positions_path(database).with_suffix(".lock"),
+                classifier=self.attribution,
+                after=backfill_start(self.settings.ai.backfill_days, self.clock()),
+            )
+        except SyncBusy as exc:
+            log.warning("AI coding activity: not read by this daemon: %s", exc)
+            return
+        self.ai.start()
+
+    def _restart_ai(self) -> None:
+        if self.ai:
+            self.ai.stop()
+            self.ai = None
+        self._start_ai()
+
     def _own_files(self) -> tuple[str, ...]:
-        """Path prefixes of the agent's own files (database, tokens, log), never activity."""
+        """Path prefixes of the agent's own files (database, tokens, log), never activity;
+        nor are the AI tools' transcripts (they are read as AI activity, not watched)."""
         own = [os.path.join(self.settings.database_path().parent, "")]
+        own += [os.path.join(root, "") for tool in ai_tools() for root in tool.roots]
         if self.settings.log.file:
             own.append(os.path.abspath(os.path.expanduser(self.settings.log.file)))
         return tuple(own)
@@ -275,7 +323,7 @@ class Daemon:
             Heartbeat(entity=a.path, time=a.time, type="file", is_write=a.is_write) for a in due
         ]
         if heartbeats:
-            self.ingest.submit(heartbeats)
+            self.ingest.submit(self.attribution.attribute(heartbeats))
         for op in self.policy.finished_operations():
             log.info("not coding: %s, %d file write(s) dropped", op.describe(), op.writes)
         if not final:
@@ -313,6 +361,10 @@ class Daemon:
             if request.get("status_bar") is True:  # the plugins' `--today` (DESIGN §2a)
                 return self._in_thread(self.status_bar_answer)
             return self._in_thread(self.today)
+        if op == "sync_ai":  # the plugins' --sync-ai-activity: a nudge, answered at once
+            if self.ai is not None:
+                self.ai.nudge()
+            return {"ok": True, "enabled": self.ai is not None}
         if op == "why":
             return self.why(request.get("path"))
         if op == "flush":
@@ -449,7 +501,7 @@ class Daemon:
             sender = build_sender(
                 self.settings, destination, self.clock, lambda: self.plugin_api_key
             )
-            loop = DeliveryLoop(sender)
+            loop = DeliveryLoop(sender, self.ingest.request_heal)
             self.deliveries[destination.name] = loop
             loop.start()
 
@@ -459,6 +511,23 @@ class Daemon:
             loop.sender.client.close()
             loop.sender.store.close()
         self.deliveries.clear()
+
+    def _heal_database(self) -> None:
+        """In the ingest's writer thread, its connection closed, once the database turned
+        out damaged while running: the delivery threads let go of it, it is set aside with
+        every heartbeat still readable copied into a fresh one, and they start again."""
+        path = self.settings.database_path()
+        self._stop_deliveries()
+        self.store.close()
+        try:
+            self.store, self.database_reset = HeartbeatStore.set_aside(
+                path, "damaged while running"
+            )
+        except Exception:
+            self.store = HeartbeatStore(path)
+            raise
+        finally:
+            self._start_deliveries()
 
     def _wake_deliveries(self, force: bool = False) -> None:
         for loop in list(self.deliveries.values()):
@@ -558,6 +627,7 @@ class Daemon:
                 await asyncio.to_thread(self.watcher.stop)
             self._project_of_folder.cache_clear()
             await asyncio.to_thread(self._start_watcher)
+            await asyncio.to_thread(self._restart_ai)
             await asyncio.to_thread(self._check_queue_size)
             log.info("configuration reloaded")
             return True
@@ -595,7 +665,7 @@ class Daemon:
                 "version": __version__,
                 "uptime_seconds": round(self.clock() - self.started, 3),
                 "watching": self.watcher.roots if self.watcher else [],
-                "watch_problem": self.watch_problem,
+                "watch_problem": self.watch_problem or (self.watcher and self.watcher.problem),
                 "queued": counts.queued,
                 "rejected": counts.rejected,
                 "delivered_total": counts.delivered,

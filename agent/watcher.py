@@ -73,6 +73,7 @@ try:
         InotifyFD: ("_check_inotify_fd", "_read_event_buffer", "_parse_event_buffer"),
         InotifyWatchGroup: (
             "_add_all_callbacks",
+            "_find_node_by_path",
             "_recursive_simulate",
             "_add_callback",
             "_build_event_source_path",
@@ -152,6 +153,8 @@ if _CAN_PRUNE:
 
         prune: Callable[[bytes], bool] = lambda _path: False
         rules_changed: Callable[[bytes], None] = lambda _path: None
+        # A folder that could not be watched (the inotify watch limit), below the root.
+        watch_failed: Callable[[bytes, OSError], None] = lambda _path, _exc: None
 
         def on_event(self, event: InotifyEvent) -> None:
             """Runs on the inotify reader thread, before any later event is even queued."""
@@ -183,8 +186,8 @@ if _CAN_PRUNE:
         def _add_all_callbacks(self, path: bytes) -> None:
             if path != self.path and self._skipped(path):
                 return
-            if path not in self._active_callbacks_by_path:
-                self._add_callback(path)
+            if path not in self._active_callbacks_by_path and not self._watched(path):
+                return
             if not (self.is_recursive and os.path.isdir(path)):
                 return
             for folder, dirnames, _ in os.walk(path, followlinks=self.follow_symlink):
@@ -194,10 +197,29 @@ if _CAN_PRUNE:
                     if (not self.follow_symlink and os.path.islink(full)) or self._skipped(full):
                         continue
                     # `mkdir -p a/b` reports b after a's walk already watched it
-                    if full not in self._active_callbacks_by_path:
-                        self._add_callback(full)
+                    if full not in self._active_callbacks_by_path and not self._watched(full):
+                        continue  # past the limit: what fits stays watched
                     kept.append(name)
                 dirnames[:] = kept
+
+        def _watched(self, path: bytes) -> bool:
+            """Add a watch; a folder below the root that inotify refuses is reported and
+            left out (the root itself failing fails the watcher's start)."""
+            try:
+                self._add_callback(path)
+            except OSError as exc:
+                if path == self.path:
+                    raise
+                self.watch_failed(path, exc)
+                return False
+            node = self._find_node_by_path(path)
+            if (node is None or node.wd < 0) and os.access(path, os.R_OK | os.X_OK):
+                # Running, watchdog only logs the refusal: a folder still there, readable
+                # and not watched was refused for the watch limit (add_watch's only other
+                # failures are for folders gone or unreadable).
+                self.watch_failed(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+                return False
+            return True
 
         def _recursive_simulate(self, src_path: bytes) -> list[Any]:
             if src_path != self.path and self.prune(src_path):
@@ -223,6 +245,9 @@ if _CAN_PRUNE:
             def rules_changed(path: bytes) -> None:
                 ignore.changed(os.fsdecode(path))
 
+            def watch_failed(path: bytes, exc: OSError) -> None:
+                self._watcher.watch_failed(os.fsdecode(path), exc)
+
             self._inotify = _PrunedWatchGroup(
                 self._inotify_fd,
                 os.fsencode(self.watch.path),
@@ -231,6 +256,7 @@ if _CAN_PRUNE:
                 follow_symlink=self.watch.follow_symlink,
                 prune=prune,
                 rules_changed=rules_changed,
+                watch_failed=watch_failed,
             )
 
         def queue_events(self, timeout: float, *, full_events: bool = False) -> None:
@@ -346,6 +372,9 @@ class FileWatcher:
     ) -> None:
         self.roots = _distinct_roots(roots)
         self.watching: list[str] = []
+        # Why some folders are not watched (the inotify watch limit), for `agent status`.
+        self.problem: str | None = None
+        self._unwatched = 0
         self.ignore = ignore
         self._on_write = on_write
         self._on_remove = on_remove
@@ -397,6 +426,17 @@ class FileWatcher:
         for root in self.watching:
             self.ignore.untrack(root)
         self.watching = []
+
+    def watch_failed(self, folder: str, exc: OSError) -> None:
+        """A folder inotify would not watch: the rest goes on, and status says so."""
+        self._unwatched += 1
+        first = self.problem is None
+        self.problem = (
+            f"{watch_limit_hint(exc)}: {self._unwatched} folder(s) not watched, such as"
+            f" {folder}; reload (SIGHUP) once it is raised"
+        )
+        if first:
+            logger.error("%s", self.problem)
 
     def report(self, root: str, *, removed: str | None = None, written: str | None = None) -> None:
         """Pass one translated event on (a move is both), unless the ignore rules reject it;
