@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import os
 
-from agent.compat import project_root_count
 from agent.config import Settings
 from agent.detect import Detection, DetectionKey, DetectOptions, Detector
+from agent.detect.project import project_root_count
 from agent.heartbeat import Heartbeat
+from agent.privacy import NAME_REVEALING_FIELDS
 from agent.useragent import full_user_agent
 
 # Detections by what a heartbeat asks of detection (its entity, the names it gave and its hints).
@@ -56,19 +57,22 @@ class HeartbeatBuilder:
             if found.skip:
                 return None
             options = self.detector.options
-            hidden = options.hide_file_names or options.hide_project_names
             if not hb.is_unsaved_entity or options.hide_file_names:
                 hb.entity = found.entity  # an unsaved buffer keeps the name its editor gave
             hb.project = found.project
             hb.branch = found.branch
             hb.language = found.language
-            # Under a privacy switch, what the plugin counted goes no further either.
-            if hidden or hb.lines is None:
+            if hb.lines is None:
                 hb.lines = found.lines
-            if hidden or not hb.dependencies:
+            if not hb.dependencies:
                 hb.dependencies = list(found.dependencies) or None
-            if hb.project_root_count is None and found.project_root and not hidden:
-                hb.project_root_count = project_root_count(found.project_root)
+            # The project's depth, from where detection found it, else the plugin's folder.
+            if hb.project_root_count is None and (root := found.project_root or hb.project_folder):
+                hb.project_root_count = project_root_count(root)
+            if options.hide_file_names or options.hide_project_names:
+                # Under a privacy switch, what the plugin counted goes no further either.
+                for name in NAME_REVEALING_FIELDS:
+                    setattr(hb, name, None)
         else:
             hb.project = hb.project or hb.alternate_project
             hb.branch = hb.branch or hb.alternate_branch

@@ -557,15 +557,11 @@ def heartbeat_dicts(
         value = getattr(args, attr)
         if value is not None and value != "":
             main[name] = value
-    if args.project_folder:
-        main["project_root_count"] = project_root_count(args.project_folder)
     items = [("heartbeat", main)]
     for index, extra in enumerate(extras):
         item = {**extra, "entity": _expand_home(extra.get("entity"))}
         if args.plugin and "user_agent" not in item:
             item["user_agent"] = args.plugin
-        if "project_root_count" not in item and isinstance(item.get("project_folder"), str):
-            item["project_root_count"] = project_root_count(item["project_folder"])
         items.append((f"extra heartbeat {index}", item))
     if args.exclude:
         keep = _entity_filter(args.exclude, args.include or [])
@@ -589,10 +585,10 @@ def _hidden_names(value: str | None) -> Callable[[Any], bool]:
 
 def _hide_file_name(item: dict[str, Any]) -> None:
     """As wakatime-cli's sanitizer: `HIDDEN.<ext>`, and nothing that could tell the name."""
-    base = item["entity"].replace("\\", "/").rsplit("/", 1)[-1]
-    dot = base.rfind(".")
-    item["entity"] = "HIDDEN" + (base[dot:] if dot > 0 else "")
-    for name in ("lineno", "cursorpos", "lines", "dependencies"):
+    from agent.privacy import NAME_REVEALING_FIELDS, hidden_file_name
+
+    item["entity"] = hidden_file_name(item["entity"])
+    for name in NAME_REVEALING_FIELDS:
         item.pop(name, None)
 
 
@@ -613,12 +609,6 @@ def build_heartbeats(
         except HeartbeatError as exc:
             problems.append(f"{label}: {exc}")
     return heartbeats, problems
-
-
-def project_root_count(folder: str) -> int:
-    """How deep a project folder is, as wakatime-cli counts it: slashes, with a trailing one."""
-    folder = folder.replace("\\", "/")
-    return folder.count("/") + (0 if folder.endswith("/") else 1)
 
 
 def _entity_filter(

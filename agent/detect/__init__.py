@@ -23,6 +23,7 @@ from agent.detect.language import PygmentsFallback, detect_language
 from agent.detect.lines import count_lines, is_binary
 from agent.detect.project import FolderInfo, FolderResolver, ProjectMap, obfuscated_name
 from agent.detect.vcs import BranchReader, HeadVersion, head_version
+from agent.privacy import hidden_file_name
 
 __all__ = [
     "SKIP_NO_PROJECT_FILE",
@@ -220,7 +221,7 @@ class Detector:
             # As wakatime-cli's sanitizer: hiding either name also drops what could reveal it.
             lines, dependencies, final_branch = None, (), None
         if options.hide_file_names:
-            entity = "HIDDEN" + os.path.splitext(path)[1]
+            entity = hidden_file_name(path)
         named_by_file = project_file is not None and project_file.project is not None
         if options.hide_project_names and final_project is not None and not named_by_file:
             final_project = obfuscated_name(root or folder)
