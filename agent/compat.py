@@ -550,50 +550,63 @@ def heartbeat_dicts(
     Not validated (the daemon or `build_heartbeats` does that, item by item). `--time`
     absent or 0 means `now`, as in wakatime-cli. Extras without a `plugin` of their own
     carry the command's `--plugin`. `<<LAST_PROJECT>>`-style placeholders pass through
-    untouched: the server resolves them. `--exclude`/`--include` drop what they exclude.
+    untouched: the server resolves them. File entities are made absolute with symlinks
+    resolved, and those that do not exist are left out (`located`).
     """
     main: dict[str, Any] = {"entity": _expand_home(args.entity), "time": args.time or now}
     for attr, name in _MAIN_FIELDS.items():
         value = getattr(args, attr)
         if value is not None and value != "":
             main[name] = value
-    if args.project_folder:
-        main["project_root_count"] = project_root_count(args.project_folder)
+    if args.local_file:
+        main["local_file"] = args.local_file
     items = [("heartbeat", main)]
     for index, extra in enumerate(extras):
         item = {**extra, "entity": _expand_home(extra.get("entity"))}
         if args.plugin and "user_agent" not in item:
             item["user_agent"] = args.plugin
-        if "project_root_count" not in item and isinstance(item.get("project_folder"), str):
-            item["project_root_count"] = project_root_count(item["project_folder"])
         items.append((f"extra heartbeat {index}", item))
-    if args.exclude:
-        keep = _entity_filter(args.exclude, args.include or [])
-        items = [(label, item) for label, item in items if keep(item.get("entity"))]
-    hide = _hidden_names(args.hide_file_names)
-    for _label, item in items:
-        if item.get("type", "file") == "file" and hide(item.get("entity")):
-            _hide_file_name(item)
-    return items
+    located = []
+    for label, item in items:
+        if _located(item):
+            folder = item.get("project_folder")
+            if "project_root_count" not in item and isinstance(folder, str) and folder:
+                item["project_root_count"] = project_root_count(folder)
+            located.append((label, item))
+    return located
 
 
-def _hidden_names(value: str | None) -> Callable[[Any], bool]:
-    """`--hide-file-names`: true, false, or a regex of the paths to hide."""
-    text = (value or "").strip()
-    if not text or text in _GO_FALSE:
-        return lambda _entity: False
-    if text in _GO_TRUE:
-        return lambda entity: isinstance(entity, str)
-    return _entity_filter([], [text], keep_unmatched=False)
+def _located(item: dict[str, Any]) -> bool:
+    """wakatime-cli's formatting and file filter, in place: a saved file's entity (and its
+    project folder) made absolute against the current folder with symlinks resolved, so
+    detection sees the real file; False when that file does not exist (an unsaved buffer,
+    a remote `ssh://` file and a non-file entity are taken as they are)."""
+    entity = item.get("entity")
+    if item.get("type", "file") != "file" or not isinstance(entity, str) or not entity:
+        return True
+    if item.get("is_unsaved_entity") is True or "://" in entity:
+        return True
+    item["entity"] = os.path.realpath(entity)
+    folder = item.get("project_folder")
+    if isinstance(folder, str) and folder:
+        item["project_folder"] = os.path.realpath(_expand_home(folder))
+    local = item.pop("local_file", None)
+    return os.path.exists(local if isinstance(local, str) and local else item["entity"])
 
 
-def _hide_file_name(item: dict[str, Any]) -> None:
-    """As wakatime-cli's sanitizer: `HIDDEN.<ext>`, and nothing that could tell the name."""
-    base = item["entity"].replace("\\", "/").rsplit("/", 1)[-1]
-    dot = base.rfind(".")
-    item["entity"] = "HIDDEN" + (base[dot:] if dot > 0 else "")
-    for name in ("lineno", "cursorpos", "lines", "dependencies"):
-        item.pop(name, None)
+def privacy_flags(args: CompatArgs) -> dict[str, Any]:
+    """The filter and privacy flags given (agent.privacy names them), for the daemon to
+    merge with ~/.wakatime.cfg's as wakatime-cli does."""
+    flags: dict[str, Any] = {}
+    for name in ("exclude", "include", "hide_file_names", "hide_project_names"):
+        if value := getattr(args, name):
+            flags[name] = value
+    if args.hide_branch_names:
+        flags["hide_branch_names"] = args.hide_branch_names
+    for name in ("exclude_unknown_project", "include_only_with_project_file"):
+        if getattr(args, name):
+            flags[name] = True
+    return flags
 
 
 def build_heartbeats(
@@ -607,11 +620,15 @@ def build_heartbeats(
 
     heartbeats: list[Heartbeat] = []
     problems: list[str] = []
+    privacy = privacy_flags(args) or None
     for label, item in heartbeat_dicts(args, extras, now):
         try:
-            heartbeats.append(Heartbeat.from_mapping(item))
+            heartbeat = Heartbeat.from_mapping(item)
         except HeartbeatError as exc:
             problems.append(f"{label}: {exc}")
+            continue
+        heartbeat.privacy = privacy
+        heartbeats.append(heartbeat)
     return heartbeats, problems
 
 
@@ -619,35 +636,6 @@ def project_root_count(folder: str) -> int:
     """How deep a project folder is, as wakatime-cli counts it: slashes, with a trailing one."""
     folder = folder.replace("\\", "/")
     return folder.count("/") + (0 if folder.endswith("/") else 1)
-
-
-def _entity_filter(
-    exclude: list[str], include: list[str], *, keep_unmatched: bool = True
-) -> Callable[[Any], bool]:
-    """wakatime-cli's `--exclude`/`--include`: an include match keeps a heartbeat that an
-    exclude match would drop. Patterns are case-insensitive regexes; bad ones are ignored.
-    With keep_unmatched false, only include matches are kept."""
-    import re  # only here: Sublime and a few others pass patterns
-
-    def compiled(patterns: list[str]) -> list[re.Pattern[str]]:
-        found = []
-        for pattern in patterns:
-            try:
-                found.append(re.compile(pattern, re.IGNORECASE))
-            except re.error:
-                continue
-        return found
-
-    excluded, included = compiled(exclude), compiled(include)
-
-    def keep(entity: Any) -> bool:
-        if not isinstance(entity, str):
-            return keep_unmatched
-        if any(p.search(entity) for p in included):
-            return True
-        return keep_unmatched and not any(p.search(entity) for p in excluded)
-
-    return keep
 
 
 def _expand_home(entity: Any) -> Any:

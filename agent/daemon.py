@@ -24,7 +24,7 @@ import httpx
 
 from agent import __version__, wakatime_cfg
 from agent.auth import default_credentials
-from agent.builder import HeartbeatBuilder, detect_options
+from agent.builder import HeartbeatBuilder, detect_options, privacy_for
 from agent.config import ConfigError, Settings, load_settings
 from agent.destinations import DEFAULT, Destination, KeySource, Router, configured_destinations
 from agent.detect import Detector
@@ -34,6 +34,7 @@ from agent.ingest import Ingest
 from agent.ipc.protocol import MAX_BATCH, ProtocolError
 from agent.ipc.server import IpcServer, prepare_socket_path
 from agent.policy import ActivityPolicy, PolicySettings
+from agent.privacy import flags_problem
 from agent.sender import (
     NO_KEY,
     DeliveryLoop,
@@ -124,7 +125,7 @@ class Daemon:
         db_path = settings.database_path()
         self.store, self.database_reset = HeartbeatStore.open_or_reset(db_path)
         self.detector = Detector(detect_options(settings))
-        self.builder = HeartbeatBuilder(self.detector)
+        self.builder = HeartbeatBuilder(self.detector, privacy_for(settings))
         self.destinations = configured_destinations(settings)
         self.ingest = Ingest(
             db_path, self.builder, Router(tuple(self.destinations)), self._on_committed
@@ -312,6 +313,12 @@ class Daemon:
                         else f"{prefix}: {exc.problems['heartbeat']}",
                     )
                 )
+        privacy = request.get("privacy")
+        if privacy is not None:
+            if problem := flags_problem(privacy):
+                raise ProtocolError(problem)
+            for hb in heartbeats:
+                hb.privacy = privacy
         offered_key = request.get("api_key")
         if offered_key is not None:
             if not isinstance(offered_key, str):
@@ -469,6 +476,7 @@ class Daemon:
                 settings = await asyncio.to_thread(self._reload_settings)
                 destinations = configured_destinations(settings)
                 detector = Detector(detect_options(settings))
+                rules = privacy_for(settings)
             except Exception as exc:
                 log.error("reload refused, keeping the running configuration: %s", exc)
                 return False
@@ -478,6 +486,7 @@ class Daemon:
             self.ingest.router = Router(tuple(destinations))
             self.detector = detector
             self.builder.detector = detector
+            self.builder.rules = rules
             self.policy.settings = _policy_settings(settings)
             await asyncio.to_thread(self._stop_deliveries)
             self._start_deliveries()

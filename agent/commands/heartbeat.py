@@ -23,6 +23,7 @@ from agent.compat import (
     heartbeat_dicts,
     is_wakatime_cli_name,
     parse_args,
+    privacy_flags,
     read_extra_heartbeats,
 )
 from agent.ipc.client import DaemonUnavailable, IpcClient, socket_file
@@ -117,11 +118,9 @@ def _heartbeat(args: CompatArgs, log: CompatLog) -> int:
             log.write("warning", problem)
     items = heartbeat_dicts(args, extras, time.time())
     if not items:
-        log.debug("every heartbeat was excluded by --exclude")
+        log.debug("no heartbeat left: each names a file that does not exist")
         return ExitCode.SUCCESS
-    request = {"op": "heartbeats", "heartbeats": [item for _, item in items], "skip_invalid": True}
-    if args.key:
-        request["api_key"] = args.key  # the daemon's own key, if it has one, comes first
+    request = _request(args, items)
     try:
         with IpcClient(timeout=DAEMON_TIMEOUT) as client:
             answer = client.request(request)
@@ -129,6 +128,20 @@ def _heartbeat(args: CompatArgs, log: CompatLog) -> int:
         log.debug(f"{exc}; writing to the queue directly")
         return _heartbeat_offline(args, extras, log, socket_file())
     return _acknowledged(answer, [label for label, _ in items], log)
+
+
+def _request(args: CompatArgs, items: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The IPC request for the heartbeats, with the plugin's key and privacy flags."""
+    request: dict[str, Any] = {
+        "op": "heartbeats",
+        "heartbeats": [item for _, item in items],
+        "skip_invalid": True,
+    }
+    if args.key:
+        request["api_key"] = args.key  # the daemon's own key, if it has one, comes first
+    if privacy := privacy_flags(args):
+        request["privacy"] = privacy
+    return request
 
 
 def _acknowledged(answer: dict[str, Any], labels: list[str], log: CompatLog) -> int:
@@ -171,13 +184,11 @@ def _heartbeat_offline(
     if configured != tried:  # `[ipc] socket` in the TOML file names another socket
         try:
             with IpcClient(configured, timeout=DAEMON_TIMEOUT) as client:
-                answer = client.request(
-                    {"op": "heartbeats", "heartbeats": [i for _, i in items], "skip_invalid": True}
-                )
+                answer = client.request(_request(args, items))
             return _acknowledged(answer, [label for label, _ in items], log)
         except DaemonUnavailable:
             pass
-    from agent.builder import HeartbeatBuilder, detect_options
+    from agent.builder import HeartbeatBuilder, detect_options, privacy_for
     from agent.compat import build_heartbeats
     from agent.destinations import Router, configured_destinations
     from agent.detect import Detector
@@ -186,7 +197,7 @@ def _heartbeat_offline(
     heartbeats, problems = build_heartbeats(args, extras, time.time())
     for problem in problems:
         log.write("warning", f"dropped: {problem}")
-    builder = HeartbeatBuilder(Detector(detect_options(settings)))
+    builder = HeartbeatBuilder(Detector(detect_options(settings)), privacy_for(settings))
     router = Router(tuple(configured_destinations(settings)))
     rows = []
     for heartbeat in heartbeats:

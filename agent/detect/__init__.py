@@ -21,12 +21,10 @@ from agent.detect.cache import LRU
 from agent.detect.deps import parse_dependencies
 from agent.detect.language import PygmentsFallback, detect_language
 from agent.detect.lines import count_lines, is_binary
-from agent.detect.project import FolderInfo, FolderResolver, ProjectMap, obfuscated_name
+from agent.detect.project import FolderInfo, FolderResolver, ProjectMap
 from agent.detect.vcs import BranchReader, HeadVersion, head_version
 
 __all__ = [
-    "SKIP_NO_PROJECT_FILE",
-    "SKIP_UNKNOWN_PROJECT",
     "DetectOptions",
     "Detection",
     "DetectionKey",
@@ -35,25 +33,19 @@ __all__ = [
 
 # Language rules and dependency parsers read no further than this.
 HEAD_SIZE = 64 * 1024
-SKIP_UNKNOWN_PROJECT = "unknown project (exclude_unknown_project)"
-SKIP_NO_PROJECT_FILE = "no .wakatime-project file (include_only_with_project_file)"
 
 
 @dataclass(frozen=True)
 class DetectOptions:
-    """Settings from `[heartbeats]` and `[projects]` that change what detection reports."""
+    """Settings that change what detection reports (privacy rules apply afterwards:
+    agent.privacy, in the builder)."""
 
     project_map: tuple[tuple[str, str], ...] = ()  # (path regex, name with {0} captures)
-    hide_file_names: bool = False
-    hide_project_names: bool = False
-    hide_branch_names: bool = False
-    exclude_unknown_project: bool = False
-    include_only_with_project_file: bool = False
 
 
 @dataclass(frozen=True)
 class Detection:
-    """What a heartbeat for one file carries; `skip` says why it must not produce one."""
+    """What a heartbeat for one file carries, and where its project came from."""
 
     entity: str
     project: str | None
@@ -62,7 +54,8 @@ class Detection:
     lines: int | None
     dependencies: tuple[str, ...]
     project_root: str | None
-    skip: str | None = None
+    in_project_file_tree: bool = False  # a `.wakatime-project` is in a parent folder
+    named_by_project_file: bool = False  # the project is the name that file gives
 
 
 # What identifies one version of a file: (mtime_ns, size, inode).
@@ -208,33 +201,17 @@ class Detector:
         lines = facts.lines if facts else None
         dependencies = facts.dependencies if facts else ()
 
-        skip = None
-        if self.options.include_only_with_project_file and project_file is None:
-            skip = SKIP_NO_PROJECT_FILE
-        elif self.options.exclude_unknown_project and final_project is None:
-            skip = SKIP_UNKNOWN_PROJECT
-
-        entity = path
-        options = self.options
-        if options.hide_file_names or options.hide_project_names:
-            # As wakatime-cli's sanitizer: hiding either name also drops what could reveal it.
-            lines, dependencies, final_branch = None, (), None
-        if options.hide_file_names:
-            entity = "HIDDEN" + os.path.splitext(path)[1]
-        named_by_file = project_file is not None and project_file.project is not None
-        if options.hide_project_names and final_project is not None and not named_by_file:
-            final_project = obfuscated_name(root or folder)
-        if options.hide_branch_names:
-            final_branch = None
+        named = project_file.project if project_file is not None else None
         detection = Detection(
-            entity=entity,
+            entity=path,
             project=final_project,
             branch=final_branch,
             language=final_language,
             lines=lines,
             dependencies=dependencies,
             project_root=root,
-            skip=skip,
+            in_project_file_tree=project_file is not None,
+            named_by_project_file=named is not None and final_project == named,
         )
         if facts is not None and facts.version != _NO_FILE and (head is None or head_seen):
             self._detections.put(
@@ -250,20 +227,6 @@ class Detector:
             and _file_version(remembered.path) == remembered.file_version
             and (head is None or head_version(head) == remembered.head_version)
         )
-
-    def report(self, paths: list[str]) -> list[dict]:
-        """What `agent detect --json` prints: one object per path."""
-        return [
-            {
-                "entity": d.entity,
-                "project": d.project,
-                "branch": d.branch,
-                "language": d.language,
-                "lines": d.lines,
-                "dependencies": list(d.dependencies),
-            }
-            for d in map(self.detect, paths)
-        ]
 
     def clear(self) -> None:
         """Forget everything cached (after a config reload)."""
