@@ -551,7 +551,7 @@ def heartbeat_dicts(
     absent or 0 means `now`, as in wakatime-cli. Extras without a `plugin` of their own
     carry the command's `--plugin`. `<<LAST_PROJECT>>`-style placeholders pass through
     untouched: the server resolves them. File entities are made absolute with symlinks
-    resolved, and those that do not exist are left out (`located`).
+    resolved (`existing` then leaves out those that do not exist).
     """
     main: dict[str, Any] = {"entity": _expand_home(args.entity), "time": args.time or now}
     for attr, name in _MAIN_FIELDS.items():
@@ -566,32 +566,54 @@ def heartbeat_dicts(
         if args.plugin and "user_agent" not in item:
             item["user_agent"] = args.plugin
         items.append((f"extra heartbeat {index}", item))
-    located = []
-    for label, item in items:
-        if _located(item):
-            folder = item.get("project_folder")
-            if "project_root_count" not in item and isinstance(folder, str) and folder:
-                item["project_root_count"] = project_root_count(folder)
-            located.append((label, item))
-    return located
+    for _label, item in items:
+        _format_path(item)
+        folder = item.get("project_folder")
+        if "project_root_count" not in item and isinstance(folder, str) and folder:
+            item["project_root_count"] = project_root_count(folder)
+    return items
 
 
-def _located(item: dict[str, Any]) -> bool:
-    """wakatime-cli's formatting and file filter, in place: a saved file's entity (and its
-    project folder) made absolute against the current folder with symlinks resolved, so
-    detection sees the real file; False when that file does not exist (an unsaved buffer,
-    a remote `ssh://` file and a non-file entity are taken as they are)."""
+def _format_path(item: dict[str, Any]) -> None:
+    """wakatime-cli's formatting, in place: a saved file's entity (and its project folder)
+    made absolute against the current folder with symlinks resolved, so detection sees the
+    real file. Unsaved buffers, remote `ssh://` files and other entities stay as sent."""
     entity = item.get("entity")
-    if item.get("type", "file") != "file" or not isinstance(entity, str) or not entity:
-        return True
-    if item.get("is_unsaved_entity") is True or "://" in entity:
-        return True
+    if not _is_local_saved_file(item) or not isinstance(entity, str):
+        return
     item["entity"] = os.path.realpath(entity)
     folder = item.get("project_folder")
     if isinstance(folder, str) and folder:
         item["project_folder"] = os.path.realpath(_expand_home(folder))
-    local = item.pop("local_file", None)
-    return os.path.exists(local if isinstance(local, str) and local else item["entity"])
+
+
+def _is_local_saved_file(item: dict[str, Any]) -> bool:
+    entity = item.get("entity")
+    return (
+        item.get("type", "file") == "file"
+        and isinstance(entity, str)
+        and bool(entity)
+        and item.get("is_unsaved_entity") is not True
+        and "://" not in entity
+    )
+
+
+def existing(
+    items: list[tuple[str, dict[str, Any]]],
+) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    """wakatime-cli's file filter: heartbeats for saved files that do not exist (checked at
+    `--local-file` when given) are left out; (kept, labels left out)."""
+    kept: list[tuple[str, dict[str, Any]]] = []
+    missing: list[str] = []
+    for label, item in items:
+        local = item.pop("local_file", None)
+        if _is_local_saved_file(item):
+            path = local if isinstance(local, str) and local else item["entity"]
+            if not os.path.exists(path):
+                missing.append(f"{label}: {path}")
+                continue
+        kept.append((label, item))
+    return kept, missing
 
 
 def privacy_flags(args: CompatArgs) -> dict[str, Any]:
@@ -610,9 +632,10 @@ def privacy_flags(args: CompatArgs) -> dict[str, Any]:
 
 
 def build_heartbeats(
-    args: CompatArgs, extras: list[dict[str, Any]], now: float
+    items: list[tuple[str, dict[str, Any]]], privacy: dict[str, Any] | None = None
 ) -> tuple[list[Heartbeat], list[str]]:
-    """`heartbeat_dicts` validated into Heartbeats, for the offline fallback.
+    """`heartbeat_dicts` validated into Heartbeats carrying the plugin's `privacy` flags,
+    for the offline fallback.
 
     A heartbeat that fails validation is left out with a problem line; the rest count.
     """
@@ -620,14 +643,13 @@ def build_heartbeats(
 
     heartbeats: list[Heartbeat] = []
     problems: list[str] = []
-    privacy = privacy_flags(args) or None
-    for label, item in heartbeat_dicts(args, extras, now):
+    for label, item in items:
         try:
             heartbeat = Heartbeat.from_mapping(item)
         except HeartbeatError as exc:
             problems.append(f"{label}: {exc}")
             continue
-        heartbeat.privacy = privacy
+        heartbeat.privacy = privacy or None
         heartbeats.append(heartbeat)
     return heartbeats, problems
 

@@ -57,6 +57,7 @@ RETENTION_INTERVAL = 86400.0  # the history is pruned at startup and then daily
 QUEUE_CHECK_INTERVAL = 60.0  # the queue is measured against [queue] max_queued at most this often
 TODAY_ROWS = 10  # rows of each breakdown in the `today` answer
 WATCHED_BATCH_DELAY = 0.05  # seconds the watcher's events gather before the policy takes them
+WAKATIME_CFG_POLL = 2.0  # seconds between looks (one stat) at ~/.wakatime.cfg for changes
 
 
 class Daemon:
@@ -94,6 +95,9 @@ class Daemon:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._queue_checked = float("-inf")
         self.over_max_queued = False
+        self._cfg_poll: asyncio.TimerHandle | None = None
+        # What is wrong with ~/.wakatime.cfg (a line that is not INI), for status and plugins.
+        self.wakatime_cfg_problem: str | None = None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -124,6 +128,7 @@ class Daemon:
         prepare_socket_path(settings.socket_path())
         db_path = settings.database_path()
         self.store, self.database_reset = HeartbeatStore.open_or_reset(db_path)
+        self._check_wakatime_cfg_lines()
         self.detector = Detector(detect_options(settings))
         self.builder = HeartbeatBuilder(self.detector, privacy_for(settings))
         self.destinations = configured_destinations(settings)
@@ -137,6 +142,7 @@ class Daemon:
         await self.ipc.start()
         await asyncio.to_thread(self._start_watcher)
         self._retention_due()
+        self._poll_wakatime_cfg()
         self._spawn(asyncio.to_thread(self._check_queue_size), "the queue size check")
 
     async def shutdown(self) -> None:
@@ -144,6 +150,8 @@ class Daemon:
             self._timer.cancel()
         if self._retention:
             self._retention.cancel()
+        if self._cfg_poll:
+            self._cfg_poll.cancel()
         if self.watcher:
             await asyncio.to_thread(self.watcher.stop)
         if self.ipc:
@@ -344,6 +352,8 @@ class Daemon:
                     ]
                 if trouble := self._delivery_trouble():
                     stored_answer["delivery"] = trouble
+                    if trouble == "misconfigured":
+                        stored_answer["problem"] = self.config_problem()
                 answer.set_result(stored_answer)
 
         self.ingest.submit_from_loop(heartbeats, settle)
@@ -366,20 +376,48 @@ class Daemon:
         """The default destination's trouble, if any (DeliveryStatus.trouble). While it is
         paused, a ~/.wakatime.cfg that changed since the configuration was read is read
         again: that is where a plugin writes the key it asked its user for."""
+        if self.config_problem():
+            return "misconfigured"
         loop = self.deliveries.get(DEFAULT)
         trouble = loop.sender.status.trouble if loop is not None else None
-        if trouble == "paused" and self._wakatime_cfg_changed():
-            self._request_reload()
+        if trouble == "paused":
+            self._reload_if_wakatime_cfg_changed()
         return trouble
 
-    def _wakatime_cfg_changed(self) -> bool:
+    def config_problem(self) -> str | None:
+        """What in the configuration keeps the default server from getting heartbeats."""
+        default = self.destinations[0].problem if self.destinations else None
+        return self.wakatime_cfg_problem or default
+
+    def _poll_wakatime_cfg(self) -> None:
+        """Look at ~/.wakatime.cfg every few seconds (one stat): a key or URL written there
+        (by the user, or by a plugin that asked for it) is taken without a SIGHUP."""
+        assert self._loop is not None
+        self._reload_if_wakatime_cfg_changed()
+        self._cfg_poll = self._loop.call_later(WAKATIME_CFG_POLL, self._poll_wakatime_cfg)
+
+    def _reload_if_wakatime_cfg_changed(self) -> None:
         signature = wakatime_cfg.signature()
-        changed = signature != self._wakatime_cfg_read
-        self._wakatime_cfg_read = signature
-        return changed
+        if signature != self._wakatime_cfg_read:
+            self._wakatime_cfg_read = signature
+            log.info("%s changed: reloading the configuration", wakatime_cfg.default_path())
+            self._request_reload()
+
+    def _check_wakatime_cfg_lines(self) -> None:
+        try:
+            wakatime_cfg.load_checked()
+        except wakatime_cfg.CfgError as exc:
+            if str(exc) != self.wakatime_cfg_problem:
+                log.error("%s; its other lines are used", exc)
+            self.wakatime_cfg_problem = str(exc)
+        else:
+            self.wakatime_cfg_problem = None
 
     def _start_deliveries(self) -> None:
         for destination in self.destinations:
+            if destination.problem:  # nothing may be sent there: its heartbeats wait queued
+                log.error("%s: delivery paused: %s", destination.name, destination.problem)
+                continue
             sender = build_sender(
                 self.settings, destination, self.clock, lambda: self.plugin_api_key
             )
@@ -481,6 +519,7 @@ class Daemon:
                 log.error("reload refused, keeping the running configuration: %s", exc)
                 return False
             self._keep_locations(settings)
+            self._check_wakatime_cfg_lines()
             self.settings = settings
             self.destinations = destinations
             self.ingest.router = Router(tuple(destinations))
@@ -517,11 +556,14 @@ class Daemon:
         with self._reader() as store:
             counts = store.counts(among=self.destination_names())
             destinations = []
-            last_error = None
+            last_error = self.wakatime_cfg_problem
             for destination in self.destinations:
                 report = store.destination_report(destination.name, display_url(destination.url))
                 loop = self.deliveries.get(destination.name)
-                if loop is not None:
+                if destination.problem:
+                    report.update(last_error=None, paused=destination.problem)
+                    last_error = last_error or destination.problem
+                elif loop is not None:
                     state = loop.sender.status
                     report.update(last_error=state.last_error, paused=state.paused)
                     last_error = last_error or state.paused or state.last_error
@@ -542,6 +584,7 @@ class Daemon:
                 "database_reset": str(self.database_reset) if self.database_reset else None,
                 "socket": str(self.settings.socket_path()),
                 "destinations": destinations,
+                "config_problem": self.config_problem(),
             }
 
     def today(self) -> dict[str, Any]:

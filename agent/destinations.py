@@ -10,14 +10,20 @@ the default URL and a missing or empty key the default key (or its key command);
 trailing `/users/current/heartbeats[.bulk]`. A matching heartbeat goes there *as well as*
 to the default server, never instead of it, and a line whose URL and key are the default's
 (or an earlier line's) adds no second copy to the same account. A line wakatime-cli would
-skip with a warning (a bad regex, a bad URL) is skipped here too, with a log line; so is a
-plain-http URL to another machine, which this agent never sends to. Unlike wakatime-cli,
-the key's format is not checked: self-hosted servers issue keys of their own shapes.
+skip with a warning (a bad regex, a bad URL) is skipped here too, with a log line. Unlike
+wakatime-cli, the key's format is not checked: self-hosted servers issue keys of their own
+shapes.
+
+Plain http to another machine: a URL from ~/.wakatime.cfg (or a plugin's `--api-url`) is
+used, as wakatime-cli uses it, with one warning line; one from the agent's own TOML file or
+environment needs `[api] allow_insecure_http = true`. Without it the destination keeps its
+heartbeats queued, paused with a `problem` naming the file and key (`agent status`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shlex
 import subprocess
@@ -26,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from agent import wakatime_cfg
-from agent.config import ConfigError, Settings, check_api_url
+from agent.config import ConfigError, Settings, check_api_url, insecure_host
 from agent.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
@@ -42,6 +48,8 @@ class Destination:
     key_command: str | None = field(default=None, repr=False)
     include: tuple[re.Pattern[str], ...] = ()
     exclude: tuple[re.Pattern[str], ...] = ()
+    # Why nothing may be sent there (a misconfigured URL): its heartbeats wait in the queue.
+    problem: str | None = None
 
     def wants(self, entity: str) -> bool:
         """Exclude wins; an empty include list takes everything."""
@@ -99,12 +107,24 @@ def _patterns(values: Sequence[str], where: str) -> tuple[re.Pattern[str], ...]:
 def configured_destinations(settings: Settings) -> list[Destination]:
     """Every destination, the default first; names are unique."""
     api = settings.api
+    cfg = wakatime_cfg.load()
+    cfg_url = wakatime_cfg.setting(cfg, "settings", "api_url").rstrip("/")
+    own_file = str(settings.config_file or "the configuration file")
+    if api.url == cfg_url:
+        default_where = f"{wakatime_cfg.default_path()}: api_url"
+    elif "HEARTBEAT_AGENT_API__URL" in os.environ:
+        default_where = "environment HEARTBEAT_AGENT_API__URL"
+    else:
+        default_where = f"{own_file}: [api] url"
     found = [
         Destination(
             DEFAULT,
             api.url,
             api.key.get_secret_value() if api.key else None,
             api.key_command,
+            problem=_plain_http(
+                api.url, default_where, api.allow_insecure_http or api.url == cfg_url
+            ),
         )
     ]
     for index, item in enumerate(settings.destinations):
@@ -117,13 +137,36 @@ def configured_destinations(settings: Settings) -> list[Destination]:
                 item.key_command,
                 _patterns(item.include, f"{where}.include"),
                 _patterns(item.exclude, f"{where}.exclude"),
+                problem=_plain_http(item.url, f"{own_file}: {where}.url", api.allow_insecure_http),
             )
         )
-    found += api_urls_destinations(wakatime_cfg.load().get("api_urls", {}), found[0])
+    found += api_urls_destinations(cfg.get("api_urls", {}), found[0])
     names = [d.name for d in found]
     if duplicate := next((n for n in names if names.count(n) > 1), None):
         raise ConfigError(f"destinations: the name {duplicate!r} is used twice")
     return found
+
+
+# Plain-http URLs already warned about: one line each per process, not one per reload.
+_warned_plain_http: set[str] = set()
+
+
+def _plain_http(url: str, where: str, allowed: bool) -> str | None:
+    """None when `url` may be used (warning once if it is plain http to another machine);
+    else the problem, naming where the URL was set and how to allow it."""
+    host = insecure_host(url)
+    if host is None:
+        return None
+    if not allowed:
+        return (
+            f"{where}: plain http to {host} would send the API key and your activity in the"
+            " clear; use https, or set [api] allow_insecure_http = true (heartbeats stay"
+            " queued meanwhile)"
+        )
+    if url not in _warned_plain_http:
+        _warned_plain_http.add(url)
+        log.warning("%s: sending over plain http to %s, not encrypted", where, host)
+    return None
 
 
 def api_urls_destinations(section: dict[str, str], default: Destination) -> list[Destination]:
@@ -134,7 +177,9 @@ def api_urls_destinations(section: dict[str, str], default: Destination) -> list
         raw_url, _, raw_key = value.partition("|")
         try:
             include = _patterns([pattern], where)
-            url = check_api_url(_bulk_route_trimmed(raw_url.strip() or default.url))
+            url = check_api_url(
+                _bulk_route_trimmed(raw_url.strip() or default.url), allow_insecure_http=True
+            )
         except (ConfigError, ValueError) as exc:
             log.warning("%s %s: line skipped: %s", where, pattern, exc)
             continue
@@ -149,7 +194,12 @@ def api_urls_destinations(section: dict[str, str], default: Destination) -> list
             merged[account] = replace(earlier, include=earlier.include + include)
         else:
             merged[account] = Destination(
-                f"api_urls:{pattern}", url, key, key_command, include=include
+                f"api_urls:{pattern}",
+                url,
+                key,
+                key_command,
+                include=include,
+                problem=_plain_http(url, f"{where} {pattern}", True),
             )
     return list(merged.values())
 

@@ -20,6 +20,7 @@ import time
 from agent.compat import (
     CompatArgs,
     ExitCode,
+    existing,
     heartbeat_dicts,
     is_wakatime_cli_name,
     parse_args,
@@ -116,17 +117,17 @@ def _heartbeat(args: CompatArgs, log: CompatLog) -> int:
         extras, problems = read_extra_heartbeats(sys.stdin)
         for problem in problems:
             log.write("warning", problem)
-    items = heartbeat_dicts(args, extras, time.time())
+    items, missing = existing(heartbeat_dicts(args, extras, time.time()))
+    if missing:
+        log.debug(f"skipped, no such file: {'; '.join(missing)}")
     if not items:
-        log.debug("no heartbeat left: each names a file that does not exist")
-        return ExitCode.SUCCESS
-    request = _request(args, items)
+        return ExitCode.SUCCESS  # as wakatime-cli when its filters leave nothing
     try:
         with IpcClient(timeout=DAEMON_TIMEOUT) as client:
-            answer = client.request(request)
+            answer = client.request(_request(args, items))
     except DaemonUnavailable as exc:
         log.debug(f"{exc}; writing to the queue directly")
-        return _heartbeat_offline(args, extras, log, socket_file())
+        return _heartbeat_offline(args, items, log, socket_file())
     return _acknowledged(answer, [label for label, _ in items], log)
 
 
@@ -161,6 +162,9 @@ def _acknowledged(answer: dict[str, Any], labels: list[str], log: CompatLog) -> 
     if main_refused:
         return ExitCode.ERR_GENERIC
     delivery = answer.get("delivery")
+    if delivery == "misconfigured":
+        log.write("error", f"queued, but not sent: {answer.get('problem')}")
+        return ExitCode.ERR_CONFIG_FILE_PARSE
     if delivery == "paused":
         log.write("error", "queued, but the daemon has no API key the server accepts")
         return ExitCode.ERR_AUTH
@@ -171,7 +175,7 @@ def _acknowledged(answer: dict[str, Any], labels: list[str], log: CompatLog) -> 
 
 
 def _heartbeat_offline(
-    args: CompatArgs, extras: list[dict[str, Any]], log: CompatLog, tried: str
+    args: CompatArgs, items: list[tuple[str, dict[str, Any]]], log: CompatLog, tried: str
 ) -> int:
     """No daemon: validate, detect and commit straight into the daemon's SQLite queue
     (WAL, busy timeout: safe beside a daemon that starts meanwhile). Exit 102 as
@@ -180,7 +184,6 @@ def _heartbeat_offline(
     if settings is None:
         return ExitCode.ERR_CONFIG_FILE_PARSE
     configured = os.fspath(settings.socket_path())
-    items = heartbeat_dicts(args, extras, time.time())
     if configured != tried:  # `[ipc] socket` in the TOML file names another socket
         try:
             with IpcClient(configured, timeout=DAEMON_TIMEOUT) as client:
@@ -194,7 +197,7 @@ def _heartbeat_offline(
     from agent.detect import Detector
     from agent.store import HeartbeatStore
 
-    heartbeats, problems = build_heartbeats(args, extras, time.time())
+    heartbeats, problems = build_heartbeats(items, privacy_flags(args))
     for problem in problems:
         log.write("warning", f"dropped: {problem}")
     builder = HeartbeatBuilder(Detector(detect_options(settings)), privacy_for(settings))
@@ -209,9 +212,23 @@ def _heartbeat_offline(
     log.debug(f"no daemon: {len(rows)} heartbeat(s) written to {settings.database_path()}")
     if any(problem.startswith("heartbeat:") for problem in problems):
         return ExitCode.ERR_GENERIC
+    if problem := _configuration_problem(router):
+        log.write("error", f"queued, but not sent: {problem}")
+        return ExitCode.ERR_CONFIG_FILE_PARSE  # as wakatime-cli, which queues and exits 103
     if settings.api.key is None and settings.api.key_command is None and not args.key:
         return ExitCode.ERR_AUTH  # plugins ask the user for a key on this code
     return ExitCode.ERR_API
+
+
+def _configuration_problem(router: Any) -> str | None:
+    """A ~/.wakatime.cfg line that is not INI, or the default server's misconfigured URL."""
+    from agent import wakatime_cfg
+
+    try:
+        wakatime_cfg.load_checked()
+    except wakatime_cfg.CfgError as exc:
+        return str(exc)
+    return router.destinations[0].problem if router.destinations else None
 
 
 # -- today ----------------------------------------------------------------------------
@@ -362,9 +379,21 @@ def _ask(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def _settings(log: CompatLog) -> Settings | None:
-    """The agent's settings (heavy: pydantic); None after logging a configuration error."""
+    """The agent's settings (heavy: pydantic); None after logging a configuration error.
+    From here on the agent's own log lines go to wakatime-cli's log file, never stderr."""
     _full_python()
+    import logging
+
     from agent.config import ConfigError, load_settings
+
+    class ToCompatLog(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            log.write(record.levelname.lower(), record.getMessage())
+
+    agent_log = logging.getLogger("agent")
+    if not agent_log.handlers:
+        agent_log.addHandler(ToCompatLog(logging.WARNING))
+        agent_log.propagate = False
 
     try:
         return load_settings()
