@@ -138,13 +138,17 @@ def _detection_path(hb: Heartbeat) -> str | None:
 
 
 def detect_options(settings: Settings) -> DetectOptions:
-    """`[projects]`, then ~/.wakatime.cfg's `[projectmap]` (case-insensitive there)."""
-    cfg_map = wakatime_cfg.load().get("projectmap", {})
+    """`[projects]`, then ~/.wakatime.cfg's `[projectmap]` (case-insensitive there), and
+    its `[git] project_from_git_remote`."""
+    cfg = wakatime_cfg.load()
+    cfg_map = cfg.get("projectmap", {})
+    from_remote = wakatime_cfg.setting(cfg, "git", "project_from_git_remote")
     return DetectOptions(
         project_map=(
             *settings.projects.items(),
             *((f"(?i){pattern}", wakatime_cfg.unquoted(name)) for pattern, name in cfg_map.items()),
-        )
+        ),
+        project_from_git_remote=from_remote.lower() in ("1", "t", "true"),
     )
 
 

@@ -203,7 +203,7 @@ class Settings(BaseSettings):
         """Names key the delivery state; `default` and `api_urls:…` are the agent's own."""
         names = [item.name for item in value]
         for name in names:
-            if name == "default" or name.startswith("api_urls:"):
+            if name == "default" or name.startswith(("api_urls:", "project_api_key:")):
                 raise ValueError(f"the name {name!r} is reserved; choose another")
             if names.count(name) > 1:
                 raise ValueError(f"the name {name!r} is used twice")

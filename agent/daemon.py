@@ -26,7 +26,15 @@ from agent import __version__, wakatime_cfg
 from agent.auth import default_credentials
 from agent.builder import HeartbeatBuilder, detect_options, privacy_for
 from agent.config import ConfigError, Settings, load_settings
-from agent.destinations import DEFAULT, Destination, KeySource, Router, configured_destinations
+from agent.destinations import (
+    DEFAULT,
+    PLUGIN_PREFIX,
+    Destination,
+    KeySource,
+    Router,
+    configured_destinations,
+    plugin_server,
+)
 from agent.detect import Detector
 from agent.heartbeat import Heartbeat, HeartbeatError
 from agent.ignore import IgnoreRules
@@ -74,6 +82,8 @@ class Daemon:
         self._wakatime_cfg_read = wakatime_cfg.signature()
         # The API key plugins send (wakatime-cli's --key): used only while none is configured.
         self.plugin_api_key: str | None = None
+        # The servers plugins named with --api-url (and their --key), by destination name.
+        self.plugin_servers: dict[str, Destination] = {}
         self.clock = clock
         self.started = clock()
         self.database_reset: Path | None = None
@@ -328,10 +338,24 @@ class Daemon:
             for hb in heartbeats:
                 hb.privacy = privacy
         offered_key = request.get("api_key")
-        if offered_key is not None:
-            if not isinstance(offered_key, str):
-                raise ProtocolError("api_key: must be a string")
-            self._take_plugin_key(offered_key.strip())
+        if offered_key is not None and not isinstance(offered_key, str):
+            raise ProtocolError("api_key: must be a string")
+        key = offered_key.strip() if offered_key else None
+        offered_url = request.get("api_url")
+        server = None
+        if offered_url is not None:
+            if not isinstance(offered_url, str):
+                raise ProtocolError("api_url: must be a string")
+            try:
+                server = plugin_server(offered_url, key, self.destinations)
+            except ValueError as exc:
+                raise ProtocolError(f"api_url: {exc}") from None
+        if server is not None:
+            self._serve_plugin_server(server)
+            for hb in heartbeats:
+                hb.server = server.name
+        elif key:
+            self._take_plugin_key(key)
         # `skip_invalid` (the compat command's extras): store the good ones, name the rest.
         skip_invalid = request.get("skip_invalid") is True
         if problems and not skip_invalid:
@@ -360,6 +384,21 @@ class Daemon:
         return answer
 
     # -- delivery ---------------------------------------------------------------------
+
+    def _serve_plugin_server(self, server: Destination) -> None:
+        """Deliver to the server a plugin named (its own destination, with its own key),
+        from now on and after reloads; a new key from that plugin replaces the old one."""
+        if not server.name.startswith(PLUGIN_PREFIX):
+            return  # a configured destination: delivered already
+        known = self.plugin_servers.get(server.name)
+        if known == server:
+            return
+        self.plugin_servers[server.name] = server
+        self.destinations = [d for d in self.destinations if d.name != server.name] + [server]
+        self.ingest.router = Router(tuple(self.destinations))
+        if (old := self.deliveries.pop(server.name, None)) is not None:
+            self._spawn(asyncio.to_thread(self._stop_delivery, old), "stopping a delivery")
+        self._start_delivery(server)
 
     def _take_plugin_key(self, key: str) -> None:
         """A plugin's key (never logged): kept for the default destination, which tries it
@@ -415,22 +454,27 @@ class Daemon:
 
     def _start_deliveries(self) -> None:
         for destination in self.destinations:
-            if destination.problem:  # nothing may be sent there: its heartbeats wait queued
-                log.error("%s: delivery paused: %s", destination.name, destination.problem)
-                continue
-            sender = build_sender(
-                self.settings, destination, self.clock, lambda: self.plugin_api_key
-            )
-            loop = DeliveryLoop(sender)
-            self.deliveries[destination.name] = loop
-            loop.start()
+            self._start_delivery(destination)
+
+    def _start_delivery(self, destination: Destination) -> None:
+        if destination.problem:  # nothing may be sent there: its heartbeats wait queued
+            log.error("%s: delivery paused: %s", destination.name, destination.problem)
+            return
+        sender = build_sender(self.settings, destination, self.clock, lambda: self.plugin_api_key)
+        loop = DeliveryLoop(sender)
+        self.deliveries[destination.name] = loop
+        loop.start()
 
     def _stop_deliveries(self) -> None:
         for loop in self.deliveries.values():
-            loop.stop()
-            loop.sender.client.close()
-            loop.sender.store.close()
+            self._stop_delivery(loop)
         self.deliveries.clear()
+
+    @staticmethod
+    def _stop_delivery(loop: DeliveryLoop) -> None:
+        loop.stop()
+        loop.sender.client.close()
+        loop.sender.store.close()
 
     def _wake_deliveries(self, force: bool = False) -> None:
         for loop in list(self.deliveries.values()):
@@ -513,6 +557,7 @@ class Daemon:
                 self._wakatime_cfg_read = wakatime_cfg.signature()
                 settings = await asyncio.to_thread(self._reload_settings)
                 destinations = configured_destinations(settings)
+                destinations += self.plugin_servers.values()
                 detector = Detector(detect_options(settings))
                 rules = privacy_for(settings)
             except Exception as exc:

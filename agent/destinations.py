@@ -140,6 +140,8 @@ def configured_destinations(settings: Settings) -> list[Destination]:
                 problem=_plain_http(item.url, f"{own_file}: {where}.url", api.allow_insecure_http),
             )
         )
+    found[0], per_project = project_key_destinations(cfg.get("project_api_key", {}), found[0])
+    found += per_project
     found += api_urls_destinations(cfg.get("api_urls", {}), found[0])
     names = [d.name for d in found]
     if duplicate := next((n for n in names if names.count(n) > 1), None):
@@ -167,6 +169,37 @@ def _plain_http(url: str, where: str, allowed: bool) -> str | None:
         _warned_plain_http.add(url)
         log.warning("%s: sending over plain http to %s, not encrypted", where, host)
     return None
+
+
+def project_key_destinations(
+    section: dict[str, str], default: Destination
+) -> tuple[Destination, list[Destination]]:
+    """wakatime-cli's `[project_api_key]`: `<regex on the file path> = <api key>`; a matching
+    heartbeat goes to the default server with that key *instead of* the default key. So the
+    default destination leaves those paths out, and each line becomes a destination of its
+    own. (wakatime-cli also refuses keys not shaped like its own; self-hosted keys differ.)"""
+    where = f"{wakatime_cfg.default_path()}: [project_api_key]"
+    found: list[Destination] = []
+    for pattern, value in section.items():
+        key = wakatime_cfg.unquoted(value)
+        try:
+            include = _patterns([pattern], where)
+        except ConfigError as exc:
+            log.warning("%s %s: line skipped: %s", where, pattern, exc)
+            continue
+        if not key or key == default.key:
+            continue
+        found.append(
+            Destination(
+                f"project_api_key:{pattern}",
+                default.url,
+                key,
+                include=include,
+                problem=default.problem,
+            )
+        )
+    exclude = tuple(p for d in found for p in d.include)
+    return replace(default, exclude=default.exclude + exclude), found
 
 
 def api_urls_destinations(section: dict[str, str], default: Destination) -> list[Destination]:
@@ -217,4 +250,31 @@ class Router:
     destinations: tuple[Destination, ...]
 
     def route(self, heartbeat: Heartbeat) -> list[str]:
-        return [d.name for d in self.destinations if d.wants(heartbeat.entity)]
+        """The destinations that want a heartbeat; one whose plugin named its own server
+        (`server`) goes there in the default's place."""
+        names = [d.name for d in self.destinations if d.wants(heartbeat.entity)]
+        if heartbeat.server and DEFAULT in names:
+            names = list(dict.fromkeys(heartbeat.server if n == DEFAULT else n for n in names))
+        return names
+
+
+PLUGIN_PREFIX = "plugin:"
+
+
+def plugin_server(
+    url: str, key: str | None, destinations: Sequence[Destination]
+) -> Destination | None:
+    """Where the heartbeats of a plugin that named its server (`--api-url`, with its
+    `--key`) go: None for the default server's URL (the plugin's key then serves it only
+    while it has none of its own); a configured destination with that URL, which keeps its
+    own key; else a destination of the plugin's own, with the plugin's key, which is never
+    sent anywhere else. Raises ValueError for a URL that is not http(s)."""
+    url = check_api_url(_bulk_route_trimmed(url), allow_insecure_http=True)
+    if destinations and url == destinations[0].url:
+        return None
+    for destination in destinations:
+        if destination.url == url and not destination.name.startswith(PLUGIN_PREFIX):
+            return destination
+    return Destination(
+        f"{PLUGIN_PREFIX}{url}", url, key, problem=_plain_http(url, "a plugin's --api-url", True)
+    )

@@ -129,3 +129,26 @@ def test_a_garbled_wakatime_cfg_is_named_with_its_line_and_nothing_is_lost(
         assert run_cli(["--entity", str(repo / "cart.py")], env).code == 103
         assert len(waka.wait_for(2)) == 2  # the file's other lines still count: the key
         assert daemon.stop() == 0
+
+
+def test_a_plugins_key_goes_only_to_the_server_the_plugin_named(
+    tmp_path: Path, waka: FakeWakaTime
+) -> None:
+    """`--api-url B --key KB`: B gets that plugin's heartbeats with KB; the daemon's own
+    server neither gets them nor ever sees KB."""
+    repo = git_repo(tmp_path / "shop")
+    (repo / "cart.py").write_text("a = 1\n")
+    env = agent_env(tmp_path, waka.url)
+    with (
+        FakeWakaTime(api_key="waka_plugin_key") as plugins_server,
+        AgentProcess(env, repo) as daemon,
+    ):
+        argv = ["--entity", str(repo / "cart.py"), "--key", "waka_plugin_key"]
+        result = run_cli([*argv, "--api-url", plugins_server.url + "/"], env)
+        assert (result.code, result.stdout, result.stderr) == (0, "", "")
+        [received] = plugins_server.wait_for(1)
+        assert daemon.stop() == 0
+    assert received["entity"] == str(repo / "cart.py")
+    assert waka.received == []
+    assert not any("waka_plugin_key" in str(r.headers) for r in waka.requests)
+    assert "waka_plugin_key" not in daemon.log

@@ -140,6 +140,8 @@ def _request(args: CompatArgs, items: list[tuple[str, dict[str, Any]]]) -> dict[
     }
     if args.key:
         request["api_key"] = args.key  # the daemon's own key, if it has one, comes first
+    if args.api_url:
+        request["api_url"] = args.api_url  # the plugin's key goes to this server only
     if privacy := privacy_flags(args):
         request["privacy"] = privacy
     return request
@@ -201,9 +203,12 @@ def _heartbeat_offline(
     for problem in problems:
         log.write("warning", f"dropped: {problem}")
     builder = HeartbeatBuilder(Detector(detect_options(settings)), privacy_for(settings))
-    router = Router(tuple(configured_destinations(settings)))
+    destinations = configured_destinations(settings)
+    server = _plugin_server(args, destinations, log)
+    router = Router(tuple(destinations + ([server] if server else [])))
     rows = []
     for heartbeat in heartbeats:
+        heartbeat.server = server.name if server else None
         complete = builder.complete(heartbeat)
         if complete is not None:
             rows.append((complete, router.route(complete)))
@@ -218,6 +223,19 @@ def _heartbeat_offline(
     if settings.api.key is None and settings.api.key_command is None and not args.key:
         return ExitCode.ERR_AUTH  # plugins ask the user for a key on this code
     return ExitCode.ERR_API
+
+
+def _plugin_server(args: CompatArgs, destinations: list[Any], log: CompatLog) -> Any:
+    """The destination of the server `--api-url` names, or None (agent.destinations)."""
+    if not args.api_url:
+        return None
+    from agent.destinations import plugin_server
+
+    try:
+        return plugin_server(args.api_url, args.key, destinations)
+    except ValueError as exc:
+        log.write("warning", f"--api-url ignored: {exc}")
+        return None
 
 
 def _configuration_problem(router: Any) -> str | None:

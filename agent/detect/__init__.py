@@ -41,6 +41,7 @@ class DetectOptions:
     agent.privacy, in the builder)."""
 
     project_map: tuple[tuple[str, str], ...] = ()  # (path regex, name with {0} captures)
+    project_from_git_remote: bool = False  # ~/.wakatime.cfg [git]: `owner/repo` from origin
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,8 @@ class Detector:
             if found_project is not None:
                 root = root or (repository.root if repository else folder)
         if repository is not None:
+            if found_project is None and self.options.project_from_git_remote:
+                found_project = repository.remote_project()
             if found_project is None:
                 found_project = repository.project
             if found_branch is None:
