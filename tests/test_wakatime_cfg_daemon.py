@@ -152,3 +152,31 @@ def test_a_plugins_key_goes_only_to_the_server_the_plugin_named(
     assert waka.received == []
     assert not any("waka_plugin_key" in str(r.headers) for r in waka.requests)
     assert "waka_plugin_key" not in daemon.log
+
+
+def test_the_watcher_and_plugins_honour_the_cfgs_privacy_rules(
+    tmp_path: Path, waka: FakeWakaTime
+) -> None:
+    """One place applies them: a save the watcher sees and a plugin's heartbeat alike."""
+    repo = git_repo(tmp_path / "shop", branch="secret-branch")
+    env = agent_env(tmp_path, waka.url)
+    (tmp_path / "home" / ".wakatime.cfg").write_text(
+        "[settings]\nhide_file_names = true\nexclude =\n    /private/\n"
+    )
+    (repo / "private").mkdir()
+    (repo / "shown.py").write_text("b = 2\n")  # before the watcher starts: only the plugin's
+    with AgentProcess(env, repo) as daemon:
+        (repo / "private" / "diary.py").write_text("x = 1\n")
+        (repo / "cart.py").write_text("a = 1\n")
+        [watched] = waka.wait_for(1)
+        result = run_cli(["--entity", str(repo / "shown.py"), "--hide-file-names", "false"], env)
+        assert result.code == 0
+        received = waka.wait_for(2)
+        assert daemon.stop() == 0
+    assert (watched["entity"], watched["project"], watched.get("branch")) == (
+        "HIDDEN.py",
+        "shop",
+        None,
+    )
+    assert received[1]["entity"] == str(repo / "shown.py")  # the plugin's flag comes first
+    assert all("diary" not in hb["entity"] for hb in waka.received)
