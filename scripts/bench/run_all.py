@@ -27,6 +27,7 @@ QUICK: dict[str, list[str]] = {
     "bench_watch.py": ["--folders", "1000", "--idle", "10"],
     "bench_burst.py": ["--files", "2000"],
     "bench_save.py": ["--saves", "3"],
+    "bench_vs_wakatime_cli.py": ["--calls", "10"],
 }
 TINY: dict[str, list[str]] = {
     "bench_compat.py": ["--calls", "2"],
@@ -36,6 +37,7 @@ TINY: dict[str, list[str]] = {
     "bench_watch.py": ["--folders", "20", "--idle", "1"],
     "bench_burst.py": ["--files", "100", "--quiet", "1"],
     "bench_save.py": ["--saves", "1"],
+    "bench_vs_wakatime_cli.py": ["--calls", "2"],
 }
 
 
