@@ -105,8 +105,8 @@ if _CAN_PRUNE:
         """watchdog's inotify reader, reading a burst's events at once, without file creations
         (a new ``.gitignore`` or ``.git`` is kept: it tells the ignore rules)."""
 
-        def _check_inotify_fd(self) -> bool:
-            readable = super()._check_inotify_fd()
+        def _check_inotify_fd(self, timeout_ms: int | None = None) -> bool:
+            readable = super()._check_inotify_fd(timeout_ms)  # watchdog 7 passes a timeout
             if readable:
                 self._gather()
             return readable
