@@ -187,6 +187,9 @@ class Detector:
             found_project = self._map.match(path)
             if found_project is not None:
                 root = root or (repository.root if repository else folder)
+        # As wakatime-cli: a `.wakatime-project` or the map names the project even over the
+        # plugin's `--project`, which comes before version control and the alternate.
+        found_project = found_project or project
         if repository is not None:
             if found_project is None and self.options.project_from_git_remote:
                 found_project = repository.remote_project()
@@ -197,7 +200,7 @@ class Detector:
                 head = repository.head
             root = root or repository.root
 
-        final_project = project or found_project or alternate_project
+        final_project = found_project or alternate_project
         final_branch = branch or found_branch or alternate_branch
         facts = self._file_facts(path, language)
         final_language = language or (facts.language if facts else None) or alternate_language

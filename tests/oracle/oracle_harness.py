@@ -20,9 +20,11 @@ import json
 import logging
 import os
 import shutil
+import socket
 import subprocess
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -186,6 +188,7 @@ class Case:
     key: str = API_KEY  # as written in the cfg
     # Symlinks made in the copy, (link, target), both under {root}: absolute targets.
     links: tuple[tuple[str, str], ...] = ()
+    stdin: str = ""  # the `--extra-heartbeats` line ({root} replaced)
     # For the agent only: what differs on purpose (README, "Differences from wakatime-cli").
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -230,6 +233,28 @@ CASES: tuple[Case, ...] = (
     Case("missing_file", _file("{root}/repos/shop/gone.py")),
     Case("unsaved_buffer", _file("{root}/repos/shop/draft.py", "--is-unsaved-entity")),
     Case("app_entity", ("--entity", "Xcode", "--entity-type", "app", "--plugin", PLUGIN)),
+    Case(
+        "app_entity_hidden",
+        ("--entity", "Xcode", "--entity-type", "app", "--plugin", PLUGIN),
+        cfg="hide_file_names = true",
+    ),
+    Case("project_flag_in_git", _file("{root}/repos/shop/app.py", "--project", "Override")),
+    Case("project_flag_vs_project_file", _file("{root}/marked/sub/tool.ts", "--project", "Flag")),
+    Case("alternate_project", _file("{root}/loose/notes.txt", "--alternate-project", "Alt")),
+    Case("lines_in_file_given", _file("{root}/repos/shop/app.py", "--lines-in-file", "99")),
+    Case(
+        "unsaved_buffer_hidden",
+        _file("{root}/repos/shop/draft.py", "--is-unsaved-entity"),
+        cfg="hide_file_names = true",
+    ),
+    Case(
+        "extra_heartbeats",
+        _file("{root}/repos/shop/app.py", "--extra-heartbeats"),
+        cwd="repos/shop",
+        stdin='[{"entity": "README.md", "time": 1764000000, "lineno": 1},'
+        ' {"entity": "{root}/repos/hgproj/main.rs", "time": 1764000001, "is_write": true},'
+        ' {"entity": "gone.py", "time": 1764000002}]',
+    ),
     Case(
         "language_override",
         _file("{root}/loose/notes.txt", "--language", "Markdown", "--category", "writing docs"),
@@ -393,11 +418,25 @@ def run_case(case: Case, template: Path, workdir: Path, runner: Runner) -> list[
         (root / "home" / ".wakatime.cfg").write_text(cfg_text(case, main.url, second.url))
         runner(case, root)
         received = main.received + second.received
-    return [normalise(item, root) for item in received]
+    # In a stable order: the agent delivers by time, wakatime-cli as the plugin listed them.
+    return sorted((normalise(item, root) for item in received), key=json.dumps)
 
 
 def argv_for(case: Case, root: Path) -> list[str]:
     return [word.replace("{root}", str(root)) for word in case.argv]
+
+
+def stdin_for(case: Case, root: Path) -> str:
+    return case.stdin.replace("{root}", str(root)) + "\n" if case.stdin else ""
+
+
+@contextlib.contextmanager
+def _stdin(stream: io.TextIOWrapper) -> Iterator[None]:
+    saved, sys.stdin = sys.stdin, stream
+    try:
+        yield
+    finally:
+        sys.stdin = saved
 
 
 def wakatime_cli_runner(binary: Path) -> Runner:
@@ -407,6 +446,7 @@ def wakatime_cli_runner(binary: Path) -> Runner:
             [str(binary), *argv_for(case, root), "--log-file", str(root / "cli.log")],
             cwd=root / case.cwd,
             env=env,
+            input=stdin_for(case, root).encode(),
             capture_output=True,
             timeout=60,
             check=False,
@@ -440,8 +480,10 @@ def agent_runner() -> Runner:
         os.environ.clear()
         os.environ.update(env)
         os.chdir(root / case.cwd)
+        stdin = io.TextIOWrapper(io.BytesIO(stdin_for(case, root).encode()))
         try:
-            heartbeat.main(argv_for(case, root))
+            with _stdin(stdin):
+                heartbeat.main(argv_for(case, root))
             with contextlib.redirect_stdout(io.StringIO()):
                 queue.main(["flush"])
         finally:
@@ -472,6 +514,8 @@ def normalise(item: dict[str, Any], root: Path) -> dict[str, Any]:
         if name == "editor":
             agent = item.get("user_agent") or ""
             value = PLUGIN if agent.endswith(PLUGIN) else agent
+        if name == "machine" and value == socket.gethostname():
+            value = "{hostname}"  # this machine's name, whichever machine replays it
         if isinstance(value, str):
             value = value.replace(str(root), "{root}")
         if name == "dependencies" and value is not None:

@@ -12,6 +12,7 @@ live answer must be the recorded one, so the agent matches the live program too.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -58,15 +59,18 @@ def expected(case: harness.Case, oracle: Heartbeats) -> Heartbeats:
     case: `is_write` is always sent (false where wakatime-cli leaves it out), and an unknown
     project or branch is left out (wakatime-cli sends "")."""
     changed = DELIBERATE.get(case.name, lambda items: items)(oracle)
-    return [
-        {
-            **item,
-            "is_write": bool(item["is_write"]),
-            "project": item["project"] or None,
-            "branch": item["branch"] or None,
-        }
-        for item in changed
-    ]
+    return sorted(
+        (
+            {
+                **item,
+                "is_write": bool(item["is_write"]),
+                "project": item["project"] or None,
+                "branch": item["branch"] or None,
+            }
+            for item in changed
+        ),
+        key=json.dumps,
+    )
 
 
 def comparable(case: harness.Case, ours: Heartbeats) -> Heartbeats:
