@@ -20,7 +20,7 @@ from agent.config import Settings
 from agent.detect import Detection, DetectionKey, DetectOptions, Detector
 from agent.detect.project import obfuscated_name
 from agent.heartbeat import Heartbeat
-from agent.privacy import Privacy, RulesCache, privacy_rules
+from agent.privacy import Privacy, RulesCache, bool_or_regexes, privacy_rules
 from agent.useragent import full_user_agent
 
 # Detections by what a heartbeat asks of detection (its entity, the names it gave and its hints).
@@ -139,16 +139,21 @@ def _detection_path(hb: Heartbeat) -> str | None:
 
 def detect_options(settings: Settings) -> DetectOptions:
     """`[projects]`, then ~/.wakatime.cfg's `[projectmap]` (case-insensitive there), and
-    its `[git] project_from_git_remote`."""
+    its `[git]` settings."""
     cfg = wakatime_cfg.load()
-    cfg_map = cfg.get("projectmap", {})
+    where = str(wakatime_cfg.default_path())
+
+    def mapping(section: str) -> tuple[tuple[str, str], ...]:
+        entries = cfg.get(section, {}).items()
+        return tuple((f"(?i){pattern}", wakatime_cfg.unquoted(name)) for pattern, name in entries)
+
     from_remote = wakatime_cfg.setting(cfg, "git", "project_from_git_remote")
+    disabled = wakatime_cfg.setting(cfg, "git", "submodules_disabled")
     return DetectOptions(
-        project_map=(
-            *settings.projects.items(),
-            *((f"(?i){pattern}", wakatime_cfg.unquoted(name)) for pattern, name in cfg_map.items()),
-        ),
+        project_map=(*settings.projects.items(), *mapping("projectmap")),
         project_from_git_remote=from_remote.lower() in ("1", "t", "true"),
+        submodules_disabled=bool_or_regexes(disabled, f"{where}: [git] submodules_disabled") or (),
+        submodule_map=mapping("git_submodule_projectmap"),
     )
 
 

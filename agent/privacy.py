@@ -109,9 +109,10 @@ def _extension(entity: str) -> str:
     return base[dot:] if dot >= 0 else ""
 
 
-def hide_rule(value: str, where: str) -> Patterns | None:
-    """wakatime-cli's bool-or-regex-list: "true", "false", or regexes one a line
-    (case-sensitive, as there). A regex that does not compile is logged and left out."""
+def bool_or_regexes(value: str, where: str) -> Patterns | None:
+    """wakatime-cli's bool-or-regex-list (the hide settings, `[git] submodules_disabled`):
+    "true", "false", or regexes one a line (case-sensitive, as there); None when empty.
+    A regex that does not compile is logged and left out."""
     text = value.replace("\r", "\n").strip("\n\t ")
     if not text:
         return None
@@ -173,7 +174,7 @@ def privacy_rules(
         given = given or next(
             (v for n in cfg_names if (v := cfg.get(n, "").strip().strip("\"'"))), ""
         )
-        hides[name] = hide_rule(given, f"{where}: {name}")
+        hides[name] = bool_or_regexes(given, f"{where}: {name}")
     return Privacy(
         exclude=listed("exclude", "exclude", "ignore"),
         include=listed("include", "include"),

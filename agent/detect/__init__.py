@@ -12,6 +12,7 @@ Standard library only at import time; pygments is imported on the first unknown 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from agent.detect.deps import parse_dependencies
 from agent.detect.language import PygmentsFallback, detect_language
 from agent.detect.lines import count_lines, is_binary
 from agent.detect.project import FolderInfo, FolderResolver, ProjectMap
-from agent.detect.vcs import BranchReader, HeadVersion, head_version
+from agent.detect.vcs import BranchReader, HeadVersion, Repository, head_version
 
 __all__ = [
     "DetectOptions",
@@ -42,6 +43,10 @@ class DetectOptions:
 
     project_map: tuple[tuple[str, str], ...] = ()  # (path regex, name with {0} captures)
     project_from_git_remote: bool = False  # ~/.wakatime.cfg [git]: `owner/repo` from origin
+    # [git] submodules_disabled: folders (regexes) where a submodule is not its own project
+    # but named after its folder; [git_submodule_projectmap]: git dir regex → project name.
+    submodules_disabled: tuple[re.Pattern[str], ...] = ()
+    submodule_map: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,7 @@ class Detector:
     ) -> None:
         self.options = options
         self._map = ProjectMap(options.project_map)
+        self._submodule_map = ProjectMap(options.submodule_map)
         self._folders = FolderResolver(cache_size, folder_ttl, clock)
         self._branches = BranchReader(cache_size)
         self._files: LRU[str, _FileFacts] = LRU(cache_size)
@@ -173,6 +179,13 @@ class Detector:
         head: str | None = None
         head_seen: HeadVersion | None = None
         project_file, repository = info.project_file, info.repository
+        disabled = self.options.submodules_disabled
+        while (
+            repository is not None
+            and repository.submodule
+            and any(p.search(folder) for p in disabled)
+        ):  # [git] submodules_disabled: the repository around it is the project
+            repository = self._folders.info(os.path.dirname(repository.root)).repository
 
         found_project: str | None = None
         found_branch: str | None = None
@@ -191,10 +204,8 @@ class Detector:
         # plugin's `--project`, which comes before version control and the alternate.
         found_project = found_project or project
         if repository is not None:
-            if found_project is None and self.options.project_from_git_remote:
-                found_project = repository.remote_project()
             if found_project is None:
-                found_project = repository.project
+                found_project = self._repository_project(repository)
             if found_branch is None:
                 found_branch, head_seen = self._branches.current(repository)
                 head = repository.head
@@ -224,6 +235,16 @@ class Detector:
                 key, _Remembered(detection, path, facts.version, folder, info, head, head_seen)
             )
         return detection
+
+    def _repository_project(self, repository: Repository) -> str:
+        """The project a working copy names, with wakatime-cli's `[git]` settings."""
+        options = self.options
+        name = repository.project
+        if options.project_from_git_remote:
+            name = repository.remote_project() or name
+        if repository.submodule and repository.git_dir:
+            name = self._submodule_map.match(repository.git_dir) or name
+        return name
 
     def _holds(self, remembered: _Remembered) -> bool:
         """Whether a remembered detection is still what detecting again would find."""

@@ -26,6 +26,7 @@ class Repository:
     head: str | None  # file naming the branch (git HEAD, hg .hg/branch); None when fixed
     branch: str | None = None  # the branch when no file names it (svn)
     git_dir: str | None = None  # where git keeps its `config` (the remotes)
+    submodule: bool = False  # a git submodule (its git dir under the parent's .git/modules)
 
     def remote_project(self) -> str | None:
         """The project named by the `origin` remote (`git@host:owner/repo.git` is
@@ -88,7 +89,9 @@ def _git_from_file(folder: str, dotgit: str) -> Repository | None:
         return Repository("git", folder, name, head, git_dir=common)
     if f"{os.sep}modules{os.sep}" in gitdir:
         # A submodule is its own project, named as its git dir under .git/modules.
-        return Repository("git", folder, os.path.basename(gitdir), head, git_dir=gitdir)
+        return Repository(
+            "git", folder, os.path.basename(gitdir), head, git_dir=gitdir, submodule=True
+        )
     return Repository("git", folder, os.path.basename(folder), head, git_dir=gitdir)
 
 

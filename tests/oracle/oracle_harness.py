@@ -157,6 +157,20 @@ def build_template(root: Path) -> None:
     _run(["git", "init", "-q", "-b", "feature/secret-sauce"], feature)
     _run(["git", "remote", "add", "origin", "git@github.com:acme/secret-sauce.git"], feature)
     (feature / "sauce.go").write_text('package main\n\nimport "net/http"\n')
+    library = root / "upstream" / "lib"
+    library.mkdir(parents=True)
+    _run(["git", "init", "-q", "-b", "main"], library)
+    (library / "util.py").write_text("import json\n")
+    _run(["git", "add", "."], library)
+    _run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "l"],
+        library,
+    )
+    app = root / "repos" / "app"
+    app.mkdir(parents=True)
+    _run(["git", "init", "-q", "-b", "main"], app)
+    submodule = ["git", "-c", "protocol.file.allow=always", "submodule", "add", "-q"]
+    _run([*submodule, "--name", "shared-lib", "../../upstream/lib", "vendor/lib"], app)
     hgproj = root / "repos" / "hgproj"
     hgproj.mkdir(parents=True)
     _run(["hg", "init"], hgproj)
@@ -360,6 +374,22 @@ CASES: tuple[Case, ...] = (
             "project": "`acme/webshop` from https://github.com/acme/webshop.git; wakatime-cli"
             " v1.90 takes everything after the first colon: `//github.com/acme/webshop`"
         },
+    ),
+    Case("git_submodule", _file("{root}/repos/app/vendor/lib/util.py")),
+    Case(
+        "git_submodules_disabled",
+        _file("{root}/repos/app/vendor/lib/util.py"),
+        cfg="[git]\nsubmodules_disabled = true",
+    ),
+    Case(
+        "git_submodules_disabled_elsewhere",
+        _file("{root}/repos/app/vendor/lib/util.py"),
+        cfg="[git]\nsubmodules_disabled =\n    /nowhere/",
+    ),
+    Case(
+        "git_submodule_projectmap",
+        _file("{root}/repos/app/vendor/lib/util.py"),
+        cfg="[git_submodule_projectmap]\nshared-.* = Shared Library",
     ),
     Case("hostname", _file("{root}/repos/shop/app.py"), cfg="hostname = build-box-7"),
     Case(
