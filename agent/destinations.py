@@ -38,6 +38,7 @@ from agent.heartbeat import Heartbeat
 log = logging.getLogger(__name__)
 
 DEFAULT = "default"
+PLUGIN_PREFIX = "plugin:"  # the servers plugins name with --api-url (plugin_server)
 
 
 @dataclass(frozen=True)
@@ -251,14 +252,18 @@ class Router:
 
     def route(self, heartbeat: Heartbeat) -> list[str]:
         """The destinations that want a heartbeat; one whose plugin named its own server
-        (`server`) goes there in the default's place."""
-        names = [d.name for d in self.destinations if d.wants(heartbeat.entity)]
-        if heartbeat.server and DEFAULT in names:
-            names = list(dict.fromkeys(heartbeat.server if n == DEFAULT else n for n in names))
+        (`server`) goes there in the default's place. A plugin's server gets only the
+        heartbeats that named it: its key is that plugin's."""
+        server = heartbeat.server
+        names = [
+            d.name
+            for d in self.destinations
+            if (d.name == server or not d.name.startswith(PLUGIN_PREFIX))
+            and d.wants(heartbeat.entity)
+        ]
+        if server and DEFAULT in names:
+            names = list(dict.fromkeys(server if n == DEFAULT else n for n in names))
         return names
-
-
-PLUGIN_PREFIX = "plugin:"
 
 
 def plugin_server(
