@@ -79,20 +79,20 @@ class HeartbeatBuilder:
 
     def report(self, paths: list[str]) -> list[dict[str, Any]]:
         """What `agent detect --json` prints: one object per path, as a heartbeat for it
-        would carry it (privacy rules applied); `skipped` when a filter drops it."""
+        would carry it (privacy rules applied); `skipped` is true when a filter (exclude,
+        exclude_unknown_project, …) drops it."""
         found = []
         for path in paths:
             hb = self.complete(Heartbeat(entity=path, time=0.0))
             found.append(
-                {"entity": path, "skipped": True}
-                if hb is None
-                else {
-                    "entity": hb.entity,
-                    "project": hb.project,
-                    "branch": hb.branch,
-                    "language": hb.language,
-                    "lines": hb.lines,
-                    "dependencies": hb.dependencies or [],
+                {
+                    "entity": hb.entity if hb else path,
+                    "project": hb.project if hb else None,
+                    "branch": hb.branch if hb else None,
+                    "language": hb.language if hb else None,
+                    "lines": hb.lines if hb else None,
+                    "dependencies": (hb.dependencies if hb else None) or [],
+                    "skipped": hb is None,
                 }
             )
         return found

@@ -620,11 +620,15 @@ def privacy_flags(args: CompatArgs) -> dict[str, Any]:
     """The filter and privacy flags given (agent.privacy names them), for the daemon to
     merge with ~/.wakatime.cfg's as wakatime-cli does."""
     flags: dict[str, Any] = {}
-    for name in ("exclude", "include", "hide_file_names", "hide_project_names"):
+    for name in (
+        "exclude",
+        "include",
+        "hide_file_names",
+        "hide_project_names",
+        "hide_branch_names",
+    ):
         if value := getattr(args, name):
             flags[name] = value
-    if args.hide_branch_names:
-        flags["hide_branch_names"] = args.hide_branch_names
     for name in ("exclude_unknown_project", "include_only_with_project_file"):
         if getattr(args, name):
             flags[name] = True

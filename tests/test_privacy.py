@@ -153,3 +153,21 @@ def test_a_garbled_file_names_the_file_and_the_line(cfg: Path) -> None:
     with pytest.raises(wakatime_cfg.CfgError) as caught:
         wakatime_cfg.load_checked(cfg)
     assert str(caught.value).startswith(f"{cfg}, line 3: 'this line is garbage'")
+
+
+def test_agent_detect_reports_what_a_heartbeat_would_carry(tmp_path: Path, cfg: Path) -> None:
+    repo = git_repo(tmp_path / "shop", branch="main")
+    (repo / "main.go").write_text('package main\n\nimport "net/http"\n')
+    (repo / "secret.go").write_text("package main\n")
+    builder = builder_for(cfg, "[settings]\nhide_branch_names = true\nexclude = secret\n")
+    shown, dropped = builder.report([str(repo / "main.go"), str(repo / "secret.go")])
+    assert shown == {
+        "entity": str(repo / "main.go"),
+        "project": "shop",
+        "branch": None,
+        "language": "Go",
+        "lines": 3,
+        "dependencies": ["net/http"],
+        "skipped": False,
+    }
+    assert (dropped["entity"], dropped["skipped"]) == (str(repo / "secret.go"), True)
