@@ -17,6 +17,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from agent.config import KEY_SOURCES
+from agent.redact import redact_url
 from agent.sender import retry_after_seconds
 from agent.useragent import machine_name, request_headers
 
@@ -325,7 +326,9 @@ class WakaTimeApi:
             try:
                 response = self._client.get(url, params=params, headers=headers)
             except httpx.HTTPError as exc:
-                raise ApiError(f"cannot reach {self.url}: {type(exc).__name__}") from None
+                raise ApiError(
+                    f"cannot reach {redact_url(self.url)}: {type(exc).__name__}"
+                ) from None
             if response.status_code == 401 and not refreshed and self._refresh():
                 refreshed = True
                 continue

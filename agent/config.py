@@ -31,6 +31,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from agent import wakatime_cfg
 from agent.ignore import DEFAULT_IGNORED_DIRS
+from agent.redact import redact_url
 
 APP_NAME = "heartbeat-agent"
 DEFAULT_API_URL = "https://wakatime.com/api/v1"
@@ -70,9 +71,12 @@ def check_api_url(url: str, *, allow_insecure_http: bool = False) -> str:
     url = url.strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{url!r} is not an http(s) URL")
+        # Not echoed: what stands where a URL belongs is often a key (`key|url` swapped).
+        raise ValueError("is not an http(s) URL")
     if not allow_insecure_http and insecure_host(url):
-        raise ValueError(f"{url!r} uses plain http; only https is allowed for non-loopback hosts")
+        raise ValueError(
+            f"{redact_url(url)!r} uses plain http; only https is allowed for non-loopback hosts"
+        )
     return url
 
 

@@ -14,13 +14,12 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from agent import __version__, wakatime_cfg
 from agent.auth import default_credentials
@@ -36,7 +35,7 @@ from agent.destinations import (
     plugin_server,
 )
 from agent.detect import Detector
-from agent.heartbeat import Heartbeat, HeartbeatError
+from agent.heartbeat import Heartbeat, HeartbeatError, timeliness_problems
 from agent.ignore import IgnoreRules
 from agent.ingest import Ingest
 from agent.ipc.protocol import MAX_BATCH, ProtocolError
@@ -52,11 +51,19 @@ from agent.sender import (
     display_url,
 )
 from agent.stats import iso_time
-from agent.store import HeartbeatStore
+from agent.store import HeartbeatStore, StoreError
+from agent.transport import DeliveryClient
 from agent.useragent import machine_name
-from agent.watcher import FileWatcher
+from agent.watcher import FileWatcher, watch_limit_hint
 
 log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The daemon cannot start: its files cannot be used (a folder where the database
+    goes, no permission, a read-only or full disk). One line says why; restarting it
+    unchanged would fail the same way."""
+
 
 PROJECT_MARKERS = (".git", ".hg", ".svn", ".wakatime-project")
 STATUS_BAR_ROUTE = "users/current/status_bar/today"
@@ -64,6 +71,9 @@ STATUS_BAR_MAX_AGE = 60.0  # seconds the server's `--today` figure is reused
 RETENTION_INTERVAL = 86400.0  # the history is pruned at startup and then daily
 QUEUE_CHECK_INTERVAL = 60.0  # the queue is measured against [queue] max_queued at most this often
 TODAY_ROWS = 10  # rows of each breakdown in the `today` answer
+# A delivery request must be done within this many times [api] timeout, however slowly
+# the server trickles its answer.
+REQUEST_DEADLINE_FACTOR = 2
 WATCHED_BATCH_DELAY = 0.05  # seconds the watcher's events gather before the policy takes them
 WAKATIME_CFG_POLL = 2.0  # seconds between looks (one stat) at ~/.wakatime.cfg for changes
 
@@ -96,6 +106,7 @@ class Daemon:
         self.deliveries: dict[str, DeliveryLoop] = {}
         self.destinations: list[Destination] = []
         self.watcher: FileWatcher | None = None
+        self.watch_problem: str | None = None  # why the watcher is not running
         self.ipc: IpcServer | None = None
         self.server_today = CachedFetch(self._fetch_status_bar, clock)
         self.commits = 0
@@ -116,7 +127,12 @@ class Daemon:
 
     async def serve(self) -> None:
         self._loop = asyncio.get_running_loop()
-        await self.startup()
+        try:
+            await self.startup()
+        except (StoreError, sqlite3.Error, OSError) as exc:
+            where = self.settings.database_path()
+            text = str(exc) if isinstance(exc, StoreError | OSError) else f"{where}: {exc}"
+            raise StartupError(f"cannot start: {text}") from exc
         try:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._loop.add_signal_handler(sig, self._stop.set)
@@ -190,7 +206,7 @@ class Daemon:
         roots = [r for r in self.watch_roots() if os.path.isdir(r)]
         for missing in set(self.watch_roots()) - set(roots):
             log.warning("watch path %s is not a folder; not watching it", missing)
-        self.watcher = FileWatcher(
+        watcher = FileWatcher(
             roots,
             ignore,
             self._on_write,
@@ -198,7 +214,15 @@ class Daemon:
             follow_symlinks=watch.follow_symlinks,
             on_remove=self._on_remove,
         )
-        self.watcher.start()
+        try:
+            watcher.start()
+        except OSError as exc:
+            # Plugins' heartbeats still count: run without the watcher, and say so.
+            self.watch_problem = f"file watcher off: {watch_limit_hint(exc)}"
+            log.error("%s; reload (SIGHUP) to try again", self.watch_problem)
+            self.watcher = None
+            return
+        self.watcher, self.watch_problem = watcher, None
         log.info("watching %s", ", ".join(roots) or "nothing")
 
     def _own_files(self) -> tuple[str, ...]:
@@ -318,9 +342,13 @@ class Daemon:
         heartbeats = []
         problems: list[tuple[int, str]] = []
         plugin_heartbeat = self.policy.plugin_heartbeat
+        now = self.clock()
         for index, item in enumerate(items):
             try:
-                heartbeats.append(Heartbeat.from_mapping(item))
+                hb = Heartbeat.from_mapping(item)
+                if untimely := timeliness_problems(hb, now):
+                    raise HeartbeatError(untimely)
+                heartbeats.append(hb)
             except HeartbeatError as exc:
                 prefix = "heartbeat" if single else f"heartbeats[{index}]"
                 problems.append(
@@ -618,6 +646,7 @@ class Daemon:
                 "version": __version__,
                 "uptime_seconds": round(self.clock() - self.started, 3),
                 "watching": self.watcher.roots if self.watcher else [],
+                "watch_problem": self.watch_problem,
                 "queued": counts.queued,
                 "rejected": counts.rejected,
                 "delivered_total": counts.delivered,
@@ -744,11 +773,11 @@ def build_sender(
     api = settings.api
     store = HeartbeatStore(settings.database_path())
     store.destination_id(destination.name, display_url(destination.url))
-    client = httpx.Client(
+    client = DeliveryClient(
+        REQUEST_DEADLINE_FACTOR * api.timeout,
         timeout=api.timeout,
         verify=str(api.ca_bundle) if api.ca_bundle else True,
         proxy=api.proxy,
-        follow_redirects=True,
         headers={"Accept": "application/json"},
     )
     key = KeySource(destination, plugin_key if destination.name == DEFAULT else None)

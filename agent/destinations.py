@@ -209,6 +209,10 @@ def api_urls_destinations(section: dict[str, str], default: Destination) -> list
     merged: dict[tuple[str, str | None, str | None], Destination] = {}
     for pattern, value in section.items():
         raw_url, _, raw_key = value.partition("|")
+        if "://" in raw_key and "://" not in raw_url:
+            # Never echoed: the first half is the key.
+            log.warning("%s %s: line skipped: written key|url; the form is url|key", where, pattern)
+            continue
         try:
             include = _patterns([pattern], where)
             url = check_api_url(

@@ -40,6 +40,10 @@ MAX_TEXT = 4096
 # Times before 2000 or far in the future are a client's bug, not activity.
 MIN_TIME = 946_684_800.0
 MAX_TIME = 4_102_444_800.0
+# What servers accept (WakaTime; Wakapi at most this far ahead too): heartbeats outside it
+# are refused at the door, not acknowledged and then rejected by the server for ever.
+MAX_AHEAD = 3600.0
+MAX_AGE = 365 * 86400.0
 
 
 class HeartbeatError(ValueError):
@@ -181,6 +185,23 @@ def _count(value: Any) -> int:
     return value
 
 
+def _position(value: Any) -> int:
+    """A line, a cursor position, a count: never negative (servers refuse it)."""
+    value = _count(value)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def timeliness_problems(hb: Heartbeat, now: float) -> dict[str, str]:
+    """The heartbeat's time against what servers accept, by the clock of this machine."""
+    if hb.time > now + MAX_AHEAD:
+        return {"time": "is more than an hour ahead of this machine's clock"}
+    if hb.time < now - MAX_AGE:
+        return {"time": "is more than a year old; servers refuse it"}
+    return {}
+
+
 def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"must be true or false, not {_kind(value)}")
@@ -217,12 +238,9 @@ _CHECKS: dict[str, Any] = {
     "is_debugging": _flag,
     "is_unsaved_entity": _flag,
     "dependencies": _dependencies,
+    **dict.fromkeys(("lines", "lineno", "cursorpos", "project_root_count"), _position),
     **dict.fromkeys(
         (
-            "lines",
-            "lineno",
-            "cursorpos",
-            "project_root_count",
             "line_additions",
             "line_deletions",
             "ai_line_changes",

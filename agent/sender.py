@@ -11,6 +11,7 @@ import base64
 import enum
 import logging
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from agent.config import KEY_SOURCES
+from agent.redact import redact
 from agent.store import HeartbeatStore, QueuedHeartbeat
 from agent.useragent import request_headers
 
@@ -32,6 +34,7 @@ SINGLE_ROUTE = "users/current/heartbeats"
 MAX_RETRY_AFTER = 3600.0
 NO_KEY = f"no API key configured: {KEY_SOURCES}"
 AUTH_RETRY = 900.0  # after a 401/403, try again this rarely until the key changes
+SINGLE_ACCEPTED = (201, 202)  # what the single route answers a heartbeat it took
 
 
 def basic_authorization(api_key: str) -> str:
@@ -211,8 +214,16 @@ class Sender:
     # Credentials were refreshed after a 401 and not yet accepted: a second 401 pauses, so
     # a refresh that "succeeds" with tokens the server still refuses cannot loop hot.
     _refreshed: bool = False
+    # The server's results that the database could not take yet (a full disk).
+    _unrecorded: list[Settled] = field(default_factory=list)
 
     def step(self) -> StepResult:
+        if self._unrecorded:
+            # What the server took is not written down yet: sending it again would make a
+            # copy at the server, so nothing goes out until it is.
+            if self._record(self._unrecorded) is None:
+                return self._recording_failed()
+            self._unrecorded = []
         batch = self.store.pending(self.endpoint.name, self.batch_size)
         if not batch:
             return StepResult(Step.IDLE)
@@ -227,7 +238,8 @@ class Sender:
         try:
             self._settle(batch, authorization, settled)
         except _AuthRefused as exc:
-            self._store_results(settled)
+            if self._record(settled) is None:
+                return self._recording_failed()
             if not self._refreshed and self.endpoint.refresh():
                 self._refreshed = True
                 return StepResult(Step.PROGRESS)
@@ -235,7 +247,8 @@ class Sender:
             self._refused = authorization
             return self._pause(self.endpoint.problem() or str(exc))
         except _RequestFailed as exc:
-            self._store_results(settled)
+            if self._record(settled) is None:
+                return self._recording_failed()
             delay = self.backoff.next_delay(exc.retry_after)
             self.status.last_error = str(exc)
             self.status.retry_at = self.clock() + delay
@@ -243,7 +256,9 @@ class Sender:
                 log.warning("%s: %s; retrying in %.0f s", self.endpoint.name, exc, delay)
             return StepResult(Step.RETRY, delay=delay)
         self._refreshed = False
-        delivered, rejected = self._store_results(settled)
+        if (recorded := self._record(settled)) is None:
+            return self._recording_failed()
+        delivered, rejected = recorded
         recovered = self.status.paused or self.status.last_error
         self.status.paused = self.status.last_error = self.status.retry_at = None
         if recovered:
@@ -256,6 +271,29 @@ class Sender:
             return StepResult(Step.RETRY, delay, delivered, rejected)
         self.backoff.reset()
         return StepResult(Step.PROGRESS, 0.0, delivered, rejected)
+
+    def _record(self, settled: Sequence[Settled]) -> tuple[int, int] | None:
+        """`_store_results`, or None when the database cannot take it (a full disk): the
+        results are then held, to be written before anything else is sent."""
+        try:
+            counts = self._store_results(settled)
+        except sqlite3.Error as exc:
+            self._unrecorded = list(settled)
+            self.status.last_error = (
+                f"cannot record what the server answered ({exc}): {len(settled)} heartbeat(s)"
+                f" held and not sent again; {self.store.path} needs space"
+            )
+            return None
+        return counts
+
+    def _recording_failed(self) -> StepResult:
+        delay = self.backoff.next_delay()
+        self.status.retry_at = self.clock() + delay
+        if self.backoff.failures == 1:
+            log.error(
+                "%s: %s; trying again in %.0f s", self.endpoint.name, self.status.last_error, delay
+            )
+        return StepResult(Step.RETRY, delay=delay)
 
     def _store_results(self, settled: Sequence[Settled]) -> tuple[int, int]:
         """Mark what the server decided; (delivered, rejected) counts."""
@@ -317,6 +355,10 @@ class Sender:
             settled.extend(zip(batch, per_item, strict=True))
             return
         outcome = item_outcome(status)
+        if outcome is Outcome.DELIVERED:
+            # A 2xx without a result per heartbeat (a proxy's or login page, `{"status":
+            # "ok"}`, one result for ten) is no proof that any of them was taken.
+            raise _RequestFailed(self._unproven(status, body, f"{len(batch)} results"))
         if outcome is Outcome.REJECTED and len(batch) > 1:
             half = len(batch) // 2
             self._settle(batch[:half], authorization, settled)
@@ -337,7 +379,22 @@ class Sender:
         outcome = item_outcome(status)
         if outcome is Outcome.RETRY:
             raise _RequestFailed(f"HTTP {status} from the server")
-        return ItemResult(outcome, None if outcome is Outcome.DELIVERED else _reason(status, body))
+        if outcome is Outcome.DELIVERED:
+            # Wakapi answers the single route as it answers the bulk one: one item's result
+            if (per_item := read_bulk_answer(body, 1)) is not None:
+                return per_item[0]
+            if status not in SINGLE_ACCEPTED or not isinstance(body, dict) or "data" not in body:
+                raise _RequestFailed(self._unproven(status, body, "201 or 202 with its `data`"))
+            return ItemResult(outcome)
+        return ItemResult(outcome, _reason(status, body))
+
+    def _unproven(self, status: int, body: Any, expected: str) -> str:
+        """Why an answer that claims success does not prove delivery (for last_error)."""
+        return (
+            f"HTTP {status} from {display_url(self.endpoint.url)} with {_kind_of(body)},"
+            f" not {expected}: not counted as delivered; is [api] url the server's API"
+            " (a proxy or a login page answers like this)?"
+        )
 
     def _post(
         self, route: str, payload: Any, authorization: str, batch: Sequence[QueuedHeartbeat]
@@ -352,6 +409,13 @@ class Sender:
             raise _RequestFailed(
                 f"cannot reach {display_url(self.endpoint.url)}: {_describe(exc)}"
             ) from None
+        if response.is_redirect:
+            # Never followed: a redirect may lead off to plain http or to a login page.
+            target = urlsplit(response.headers.get("location", "")).hostname or "nowhere"
+            raise _RequestFailed(
+                f"HTTP {response.status_code} from {display_url(self.endpoint.url)}: redirects"
+                f" to {target}, not followed; set [api] url to the address that takes heartbeats"
+            )
         if response.status_code in (401, 403):
             raise _AuthRefused(
                 f"the server refused the credentials (HTTP {response.status_code});"
@@ -369,8 +433,23 @@ class Sender:
         return response.status_code, body
 
 
+def _kind_of(body: Any) -> str:
+    """What an answer held, in words that quote nothing of it (it may be anyone's page)."""
+    if isinstance(body, dict):
+        keys = ", ".join(sorted(str(key) for key in body)[:5])
+        return f"a JSON object ({keys})" if keys else "an empty JSON object"
+    if isinstance(body, list):
+        return f"a JSON list of {len(body)}"
+    if isinstance(body, str):
+        text = body.lstrip().lower()
+        if text.startswith(("<!doctype html", "<html")):
+            return "an HTML page"
+        return "a body that is not JSON" if text else "an empty body"
+    return "a bare JSON value"
+
+
 def _describe(exc: httpx.HTTPError) -> str:
-    text = str(exc) or type(exc).__name__
+    text = redact(str(exc)) or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text
 
 
@@ -411,8 +490,9 @@ class DeliveryLoop:
             self._force.clear()
             try:
                 result = self.sender.step()
-            except Exception:  # the loop must outlive any one failure
+            except Exception as exc:  # the loop must outlive any one failure
                 log.exception("%s: delivery step failed", self.sender.endpoint.name)
+                self.sender.status.last_error = redact(f"delivery step failed: {exc}")
                 result = StepResult(Step.RETRY, self.sender.backoff.next_delay())
             if result.step is Step.PROGRESS:
                 continue

@@ -10,6 +10,7 @@ invalid (`rejected`, kept with the server's reason). Several processes may use o
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
@@ -23,10 +24,11 @@ from typing import Any
 
 from agent.heartbeat import Heartbeat
 from agent.stats import iso_time
+from agent.wal import foreign_wal
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 QUEUED, DELIVERED, REJECTED = 0, 1, 2
 STATE_NAMES = {QUEUED: "queued", DELIVERED: "delivered", REJECTED: "rejected"}
 
@@ -62,11 +64,40 @@ CREATE TABLE deliveries (
 ) WITHOUT ROWID;
 CREATE INDEX deliveries_by_state ON deliveries (destination_id, state, time);
 """
+# Version 2: a heartbeat's identity, so the same one is never queued twice, and the
+# database's own identity, stamped into every write so a stranger's WAL is recognised.
+_SCHEMA_2 = """
+ALTER TABLE heartbeats ADD COLUMN identity BLOB;
+CREATE UNIQUE INDEX heartbeats_by_identity ON heartbeats (identity);
+CREATE TABLE store_identity (id BLOB NOT NULL, writes INTEGER NOT NULL);
+"""
 
 
 def payload(hb: Heartbeat) -> str:
     """What the store keeps and delivers of a heartbeat: its API JSON."""
     return _dumps(hb.to_api())
+
+
+def identity(
+    entity: str,
+    type: str,
+    category: str,
+    time: float,
+    is_write: bool,
+    project: str | None,
+    branch: str | None,
+    language: str | None,
+) -> bytes:
+    """What makes two heartbeats the same one, as servers deduplicate them (Wakapi hashes
+    these fields, the time to the millisecond): a second copy is never queued."""
+    key = _dumps([entity, type, category, round(time * 1000), is_write, project, branch, language])
+    return hashlib.blake2b(key.encode(), digest_size=16).digest()
+
+
+def heartbeat_identity(hb: Heartbeat) -> bytes:
+    return identity(
+        hb.entity, hb.type, hb.category, hb.time, hb.is_write, hb.project, hb.branch, hb.language
+    )
 
 
 class StoreError(Exception):
@@ -115,18 +146,37 @@ class _RowInsert:
 
 _HEARTBEAT_ROW = _RowInsert(
     "heartbeats",
-    "id, time, entity, type, category, project, branch, language, user_agent, payload, received",
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "id, time, entity, type, category, project, branch, language, user_agent, payload, received,"
+    " identity",
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 )
 _DELIVERY_ROW = _RowInsert(
     "deliveries", "destination_id, heartbeat_id, time, state, updated", "(?, ?, ?, 0, ?)"
 )
 
 
-def _store_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
+def _store_error(path: Path, exc: sqlite3.DatabaseError | OSError) -> StoreError:
     """OperationalError is trouble around the file (lock, permissions, disk); any other
     DatabaseError is the file itself (not a database, malformed)."""
-    return StoreError(f"{path}: {exc}", unusable=not isinstance(exc, sqlite3.OperationalError))
+    if isinstance(exc, OSError | sqlite3.OperationalError):
+        return StoreError(f"{path}: {_access_problem(path) or exc}")
+    return StoreError(f"{path}: {exc}", unusable=True)
+
+
+def _access_problem(path: Path) -> str | None:
+    """Why the database's file or folder cannot be used, in words SQLite does not have."""
+    if path.is_dir():
+        return "a folder is where the database file goes; move it away or set [queue] path"
+    for target in (path, path.parent):
+        try:
+            info = target.stat()
+        except OSError:
+            continue
+        if info.st_uid != os.getuid() and not os.access(target, os.R_OK | os.W_OK):
+            return f"{target} belongs to uid {info.st_uid}; it must be yours"
+        if not os.access(target, os.W_OK):
+            return f"{target} is read-only; the queue needs to write there"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +251,7 @@ class HeartbeatStore:
         self._destination_ids: dict[str, int] = {}
         try:
             self._db = connect(path, timeout=timeout)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, OSError) as exc:
             raise _store_error(path, exc) from exc
         self._max_parameters = self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         try:
@@ -216,13 +266,16 @@ class HeartbeatStore:
     @classmethod
     def open_or_reset(cls, path: Path) -> tuple[HeartbeatStore, Path | None]:
         """Open the store; a database that cannot be used is renamed aside (kept) and a
-        fresh one started, so the agent never crash-loops on its own files."""
+        fresh one started, so the agent never crash-loops on its own files. A WAL of
+        another database is renamed aside before SQLite could replay it over this one.
+        Only where no other process has the database open (the daemon, at startup)."""
+        wal_aside = _set_foreign_wal_aside(path)
         try:
-            return cls._open_checked(path), None
+            return cls._open_checked(path), wal_aside
         except StoreError as exc:
             if not exc.unusable:
                 raise
-            aside = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+            aside = path.with_name(f"{path.name}.broken-{_moment()}")
             for suffix in ("", "-wal", "-shm"):
                 src = Path(str(path) + suffix)
                 if src.exists():
@@ -263,7 +316,7 @@ class HeartbeatStore:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         if version == SCHEMA_VERSION:
             try:
-                for table in ("heartbeats", "destinations", "deliveries"):
+                for table in ("heartbeats", "destinations", "deliveries", "store_identity"):
                     self._db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchall()
             except sqlite3.OperationalError as exc:
                 if "locked" in str(exc) or "busy" in str(exc):
@@ -272,7 +325,7 @@ class HeartbeatStore:
                     f"{self.path}: not this agent's schema ({exc})", unusable=True
                 ) from exc
             return
-        if version != 0:
+        if version not in (0, 1):
             raise StoreError(
                 f"{self.path}: unknown schema version {version}"
                 f" (this agent knows {SCHEMA_VERSION})",
@@ -281,14 +334,50 @@ class HeartbeatStore:
         with self._transaction():
             (version,) = self._db.execute("PRAGMA user_version").fetchone()
             if version == 0:  # another process may have created it meanwhile
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
+                _run_script(self._db, _SCHEMA)
+            if version in (0, 1):
+                _run_script(self._db, _SCHEMA_2)
+                self._db.execute("INSERT INTO store_identity VALUES (?, 0)", (os.urandom(16),))
+                self._identify_stored()
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _identify_stored(self) -> None:
+        """Give heartbeats stored before version 2 their identity; a repeat among them keeps
+        none (it stays, and is delivered at most as often as before)."""
+        rows = self._db.execute(
+            "SELECT id, entity, type, category, time, payload, project, branch, language"
+            " FROM heartbeats"
+        ).fetchall()
+        self._db.executemany(
+            "UPDATE OR IGNORE heartbeats SET identity = ? WHERE id = ?",
+            [
+                (identity(e, t, c, at, bool(json.loads(p).get("is_write")), pr, b, lang), i)
+                for i, e, t, c, at, p, pr, b, lang in rows
+            ],
+        )
 
     def _transaction(self) -> sqlite3.Connection:
         # Ids cached inside a transaction that rolls back may name rows that never were.
         return _Transaction(self._db, self._destination_ids.clear)  # type: ignore[return-value]
+
+    def _identities_unseen(self, identities: Sequence[bytes]) -> list[int]:
+        """Indexes of the identities not stored yet, the first of any repeated among them.
+        Inside the write transaction: no other writer can store one meanwhile."""
+        seen: set[bytes] = set()
+        for start in range(0, len(identities), INSERT_CHUNK):
+            chunk = identities[start : start + INSERT_CHUNK]
+            seen.update(
+                row[0]
+                for row in self._db.execute(
+                    f"SELECT identity FROM heartbeats WHERE identity IN ({_marks(chunk)})", chunk
+                )
+            )
+        unseen = []
+        for index, key in enumerate(identities):
+            if key not in seen:
+                seen.add(key)
+                unseen.append(index)
+        return unseen
 
     # -- destinations -----------------------------------------------------------------
 
@@ -296,7 +385,9 @@ class HeartbeatStore:
         """The id for a destination name, registering it (or updating its URL) as needed."""
         if name in self._destination_ids and url is None:
             return self._destination_ids[name]
-        # Single statements: atomic alone, and part of the caller's transaction inside one.
+        if not self._db.in_transaction:
+            with self._transaction():
+                return self.destination_id(name, url)
         self._db.execute(
             "INSERT OR IGNORE INTO destinations (name, url) VALUES (?, ?)", (name, url or "")
         )
@@ -319,14 +410,22 @@ class HeartbeatStore:
         payloads: Sequence[str] | None = None,
     ) -> list[int]:
         """Commit heartbeats, each queued for the named destinations; durable on return.
+        A heartbeat already stored (the same identity) is not stored again: the ids are
+        those of the new ones.
 
         `payloads`, each heartbeat's `payload()`, when it was made beforehand (the ingest
         makes them while the previous group commits).
         """
         if payloads is None:
             payloads = [payload(hb) for hb, _ in items]
+        identities = [heartbeat_identity(hb) for hb, _ in items]
         now = time.time()
         with self._transaction():
+            unseen = self._identities_unseen(identities)
+            if len(unseen) < len(items):
+                items = [items[i] for i in unseen]
+                payloads = [payloads[i] for i in unseen]
+                identities = [identities[i] for i in unseen]
             # The transaction holds the write lock, so the next ids are ours to assign.
             (last,) = self._db.execute("SELECT coalesce(max(id), 0) FROM heartbeats").fetchone()
             ids = range(last + 1, last + 1 + len(items))
@@ -345,8 +444,11 @@ class HeartbeatStore:
                         hb.user_agent,
                         hb_payload,
                         now,
+                        hb_identity,
                     )
-                    for heartbeat_id, (hb, _), hb_payload in zip(ids, items, payloads, strict=True)
+                    for heartbeat_id, (hb, _), hb_payload, hb_identity in zip(
+                        ids, items, payloads, identities, strict=True
+                    )
                 ],
             )
             self._insert(
@@ -544,6 +646,39 @@ class HeartbeatStore:
 _DESTINATION_IDS = "SELECT id FROM destinations WHERE name IN ({})"
 
 
+def _moment() -> str:
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+def _set_foreign_wal_aside(path: Path) -> Path | None:
+    """Rename the database's WAL (and its index) aside if another database wrote it."""
+    why = foreign_wal(path)
+    if why is None:
+        return None
+    aside = Path(f"{path}-wal.foreign-{_moment()}")
+    Path(f"{path}-wal").replace(aside)
+    with contextlib.suppress(FileNotFoundError):
+        Path(f"{path}-shm").unlink()  # the index of that WAL; SQLite makes a new one
+    log.error(
+        "%s-wal is another database's write-ahead log (%s); moved it to %s unread",
+        path,
+        why,
+        aside,
+    )
+    return aside
+
+
+# Run before every commit: each transaction's pages then carry the database's identity.
+_STAMP = "UPDATE store_identity SET writes = writes + 1"
+
+
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    """Statements one by one: executescript would commit the transaction they are part of."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
 def _marks(values: Sequence[object]) -> str:
     """SQL parameter marks for a list of values."""
     return ", ".join("?" * len(values))
@@ -563,6 +698,7 @@ class _Transaction:
     def __exit__(self, exc_type: object, *_: object) -> None:
         if not exc_type:
             try:
+                self.db.execute(_STAMP)
                 self.db.execute("COMMIT")
                 return
             except sqlite3.Error:

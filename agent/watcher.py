@@ -27,6 +27,7 @@ watched, watchdog's own observer delivers every event, and the same rules filter
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -282,6 +283,15 @@ class _WriteTranslator(FileSystemEventHandler):
         )
 
 
+def watch_limit_hint(exc: OSError) -> str:
+    """An inotify failure in words, naming the limit to raise."""
+    if exc.errno == errno.EMFILE:
+        return "inotify instance limit reached (raise fs.inotify.max_user_instances)"
+    if exc.errno == errno.ENOSPC:
+        return "inotify watch limit reached (raise fs.inotify.max_user_watches)"
+    return f"cannot watch: {exc.strerror or exc}"
+
+
 def _distinct_roots(roots: Sequence[str]) -> list[str]:
     """Absolute roots, without those inside another (they would report every event twice)."""
     absolute = sorted({os.path.abspath(root) for root in roots})
@@ -341,7 +351,12 @@ class FileWatcher:
                 follow_symlink=self._follow_symlinks,
             )
             self.watching.append(root)
-        observer.start()
+        try:
+            observer.start()  # adds the watches: past the inotify limits it raises OSError
+        except OSError:
+            observer.stop()  # the roots it did start, and the inotify instance
+            self.watching = []
+            raise
         self._observer = observer
         if _CAN_PRUNE:  # the watch group reports every change the ignore rules depend on
             for root in self.watching:

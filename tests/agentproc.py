@@ -55,17 +55,20 @@ def agent_env(
 class AgentProcess:
     """`agent run` in a subprocess; stderr is collected line by line."""
 
-    def __init__(self, env: dict[str, str], cwd: Path | str, *args: str) -> None:
+    def __init__(
+        self, env: dict[str, str], cwd: Path | str, *args: str, prefix: tuple[str, ...] = ()
+    ) -> None:
         self.env = env
         self.cwd = cwd
         self.args = args
+        self.prefix = prefix  # a command that runs the agent (in a namespace, as a user)
         self.lines: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self, ready_timeout: float = 20.0) -> AgentProcess:
         self.proc = subprocess.Popen(
-            [AGENT, "run", *self.args],
+            [*self.prefix, AGENT, "run", *self.args],
             cwd=self.cwd,
             env=self.env,
             stdin=subprocess.DEVNULL,

@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 
 import pytest
+from wakapi import Wakapi, wakapi_or_skip
 from wakaserver import FakeWakaTime
 
 
@@ -11,3 +12,12 @@ def waka() -> Iterator[FakeWakaTime]:
     """A started WakaTime-flavored fake server; stopped after the test."""
     with FakeWakaTime() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def wakapi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wakapi]:
+    """The real Wakapi (tests/wakapi.py), one per test module; skipped when not installed."""
+    server = Wakapi(wakapi_or_skip(), tmp_path_factory.mktemp("wakapi"))
+    server.start()
+    yield server
+    server.stop()

@@ -49,7 +49,7 @@ def test_each_setting_says_where_it_came_from(tmp_path: Path) -> None:
     assert settings["heartbeats.debounce_seconds"]["value"] == 5.0
     assert settings["heartbeats.debounce_seconds"]["source"] == "env"
     assert settings["queue.batch_size"] == {"value": 25, "source": "default", "origin": None}
-    assert settings["api.proxy"]["value"] == "http://proxy.example:3128"
+    assert settings["api.proxy"]["value"] == "http://***@proxy.example:3128"
     assert report["config_file"] == str(tmp_path / "agent.toml")
     assert report["database"] == env["HEARTBEAT_AGENT_QUEUE__PATH"]
     names = [d["name"] for d in report["destinations"]]

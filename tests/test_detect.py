@@ -480,7 +480,7 @@ def test_missing_file_is_detected_from_its_name(tmp_path: Path) -> None:
     assert (d.project, d.branch, d.language, d.lines, d.dependencies) == (
         "repo",
         "main",
-        "TSX",
+        "TypeScript",
         None,
         (),
     )

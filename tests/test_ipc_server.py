@@ -18,7 +18,7 @@ from agentproc import AGENT, AgentProcess, agent_env, git_repo
 from wakaserver import FakeWakaTime
 
 from agent.ipc.client import IpcClient
-from agent.ipc.protocol import MAX_LINE
+from agent.ipc.protocol import MAX_LINE, ProtocolError, decode_request
 
 NOW = time.time()
 
@@ -311,3 +311,46 @@ def test_a_deep_pipeline_with_an_oversize_line_then_eof_is_answered_in_order(
     with daemon.client() as client:
         status = client.request({"op": "status"})
     assert status["queued"] + status["delivered_total"] == 1500
+
+
+# What the door refuses at once, with the field at fault: an id no answer can carry
+# (`1e400` reads as infinity), heartbeats servers would refuse for ever later.
+
+
+def test_an_infinite_id_gets_an_error_and_the_connection_serves_on(daemon: Daemon) -> None:
+    with raw(daemon) as sock:
+        sock.sendall(b'{"op": "ping", "id": 1e400}\n{"op": "ping", "id": -1e999}\n')
+        sock.sendall(b'{"op": "ping", "id": 7}\n')
+        first, second, third = read_answers(sock, 3)
+    assert first == {"ok": False, "error": "id: must be a JSON value with finite numbers only"}
+    assert second == first
+    assert third["ok"] is True and third["id"] == 7
+
+
+def test_server_invalid_heartbeats_are_refused_with_the_field(daemon: Daemon) -> None:
+    entity = str(daemon.repo / "cart.py")
+    cases = [
+        ({"lineno": -1}, "heartbeats[0].lineno: must not be negative"),
+        ({"cursorpos": -5}, "heartbeats[1].cursorpos: must not be negative"),
+        ({"time": NOW + 7200}, "heartbeats[2].time: is more than an hour ahead"),
+        ({"time": NOW - 400 * 86400}, "heartbeats[3].time: is more than a year old"),
+    ]
+    items = [{"entity": entity, "time": NOW, **fields} for fields, _ in cases]
+    good = {"entity": entity, "time": NOW - 30 * 86400, "lineno": 0}
+    with daemon.client() as client:
+        refused = client.request({"op": "heartbeats", "heartbeats": items})
+        mixed = client.request(
+            {"op": "heartbeats", "heartbeats": [*items, good], "skip_invalid": True}
+        )
+    assert refused["ok"] is False
+    for _, message in cases:
+        assert message in refused["error"]
+    assert mixed["ok"] is True and mixed["queued"] == 1
+    assert [skipped["index"] for skipped in mixed["skipped"]] == [0, 1, 2, 3]
+
+
+def test_ids_the_answer_can_carry() -> None:
+    for line in (b'{"op":"ping","id":"a"}', b'{"op":"ping","id":0.5}', b'{"op":"ping","id":[1]}'):
+        assert "id" in decode_request(line)
+    with pytest.raises(ProtocolError, match=r"^id: "):
+        decode_request(b'{"op":"ping","id":{"a":[1e400]}}')

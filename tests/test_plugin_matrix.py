@@ -18,7 +18,9 @@ from test_compat_command import run_cli
 from wakaserver import FakeWakaTime
 
 KEY = "waka_00000000-0000-4000-8000-000000000000"
-T = 1_700_000_000  # heartbeat times: integers, floats with 2–6 decimals, as plugins send
+# Heartbeat times: integers, floats with 2–6 decimals, as plugins send; a day ago, since the
+# agent refuses heartbeats over a year old as the server would.
+T = int(time.time()) - 86_400
 
 
 @dataclass

@@ -35,7 +35,7 @@ def test_rejected_heartbeats_are_listed_with_the_reason_and_retried(tmp_path: Pa
             assert agent.stop() == 0
     assert code == 0
     assert (counts["queued"], counts["rejected"]) == (0, 1)
-    assert "older than the maximum heartbeat age" in rejected.stdout
+    assert "invalid heartbeat object" in rejected.stdout  # Wakapi's words
     assert "/code/old.py" in rejected.stdout
     [row] = [json.loads(line) for line in listing.stdout.splitlines()]
     assert row["state"] == "rejected"

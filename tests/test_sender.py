@@ -3,6 +3,7 @@ splitting refused batches, backoff and pauses. One step at a time, no sleeping."
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from agent.useragent import full_user_agent
 
 NOW = time.time()
 KEY = "waka_test_key"
+SERIAL = itertools.count()
 
 
 @pytest.fixture
@@ -54,7 +56,7 @@ def queue(
         [
             (
                 Heartbeat(
-                    entity=f"/src/f{i}.py",
+                    entity=f"/src/f{next(SERIAL)}.py",  # distinct: a repeat is stored once
                     time=NOW - age + i,
                     language="Python",
                     user_agent=full_user_agent(plugin),
@@ -122,7 +124,7 @@ def test_a_refused_batch_is_split_until_the_old_ones_are_isolated(store: Heartbe
         new = queue(store, 4)
         result = sender.step()
         assert (result.delivered, result.rejected) == (4, 4)
-        assert sorted(h["entity"] for h in server.received) == [f"/src/f{i}.py" for i in range(4)]
+        assert sorted(h["time"] for h in server.received) == [NOW + i for i in range(4)]
         # 8 → refused whole; halves: old 4 refused whole → 2+2 → 1+1+1+1; new 4 accepted.
         assert len(server.requests) <= 2 * len(old + new)
     assert {reason for _, reason, _ in store.rejected()} == {

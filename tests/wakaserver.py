@@ -5,6 +5,19 @@ Stdlib only, so it also runs as a standalone process for manual runs and benchma
 
 The answers follow what the real servers do (DESIGN.md §6): WakaTime answers the bulk route 202,
 Wakapi 201 and silently drops duplicates, Hakatime 202, Hackatime 201 with 422 for a bad item.
+Wakapi's shapes were recorded from Wakapi 2.17.6 (tests/test_wakaserver_vs_wakapi.py compares
+this fake with the real server when it is installed): each item answers
+``{"data": null, "error": null}`` (201) or ``{"data": null, "error": "invalid heartbeat object"}``
+(400: no time, older than its maximum age, more than an hour ahead); the single route answers
+like the bulk one; a request refused whole gets a text/plain body: 401 ``401 unauthorized``,
+400 ``no valid heartbeat object given`` when no item is valid (an empty list too), 400 with the
+JSON decoder's words when an item is not a heartbeat object. Only ``time`` is required. (Real
+Wakapi keeps heartbeats up to 7 days old by default: pass ``max_age_days=7``.) Its read routes
+differ more than this fake shows, for every flavor alike: under the ``…/api`` URL plugins use,
+Wakapi serves ``users/current/statusbar/today`` but not ``summaries``, ``durations``,
+``projects`` or ``users/current`` (404 ``404 page not found``); summaries and heartbeats are
+under ``/api/compat/wakatime/v1/users/current/``, with names capitalized its way ("Typescript",
+"Vscode").
 """
 
 from __future__ import annotations
@@ -76,12 +89,17 @@ class FlavorRules:
     invalid_item_status: int
     drops_duplicates: bool = False
     rails_errors: bool = False
+    wakapi_shapes: bool = False  # Wakapi's bodies and rules (module docstring)
 
 
 FLAVORS: dict[str, FlavorRules] = {
     "wakatime": FlavorRules(bulk_status=202, single_status=201, invalid_item_status=400),
     "wakapi": FlavorRules(
-        bulk_status=201, single_status=201, invalid_item_status=400, drops_duplicates=True
+        bulk_status=201,
+        single_status=201,
+        invalid_item_status=400,
+        drops_duplicates=True,
+        wakapi_shapes=True,
     ),
     "hakatime": FlavorRules(bulk_status=202, single_status=202, invalid_item_status=400),
     "hackatime": FlavorRules(
@@ -94,11 +112,12 @@ FLAVORS: dict[str, FlavorRules] = {
 class Fault:
     """One injected misbehaviour, applied to one request instead of (or before) its answer."""
 
-    kind: Literal["fail", "drop", "delay"]
+    kind: Literal["fail", "drop", "delay", "raw", "trickle"]
     status: int = 500
     retry_after: float | str | None = None
     body: Any = None
     seconds: float = 0.0
+    headers: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def fail(
@@ -113,6 +132,16 @@ class Fault:
     @classmethod
     def delay(cls, seconds: float) -> Fault:
         return cls("delay", seconds=seconds)
+
+    @classmethod
+    def raw(cls, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> Fault:
+        """Answer with these bytes as they are (an HTML page, garbage), not the route's."""
+        return cls("raw", status=status, body=body, headers=tuple((headers or {}).items()))
+
+    @classmethod
+    def trickle(cls, seconds: float) -> Fault:
+        """Answer normally, but one byte every `seconds`, status line included."""
+        return cls("trickle", seconds=seconds)
 
 
 FaultPlan = Callable[[int], Fault | None]
@@ -145,8 +174,10 @@ class RecordedRequest:
 @dataclass
 class Reply:
     status: int
-    body: Any = None
+    body: Any = None  # sent as JSON
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None  # sent as the body instead of `body` as JSON
+    trickle: float = 0.0  # seconds between bytes of the whole answer
 
 
 @dataclass
@@ -376,6 +407,17 @@ class FakeWakaTime:
         """Answer the next count requests normally, but only after seconds."""
         self._queue_faults(count, Fault.delay(seconds))
 
+    def raw_next(
+        self, count: int = 1, status: int = 200, body: bytes = b"", **headers: str
+    ) -> None:
+        """Answer the next count requests with these bytes (header names: `_` for `-`)."""
+        named = {name.replace("_", "-"): value for name, value in headers.items()}
+        self._queue_faults(count, Fault.raw(status, body, named))
+
+    def trickle_next(self, count: int = 1, seconds: float = 1.0) -> None:
+        """Answer the next count requests one byte every `seconds`."""
+        self._queue_faults(count, Fault.trickle(seconds))
+
     def fault_plan(self, plan: FaultPlan | None) -> None:
         """Decide a fault per request index once the queued faults are used up (None: none)."""
         with self._cond:
@@ -416,6 +458,11 @@ class FakeWakaTime:
             reply = None
         elif fault is not None and fault.kind == "fail":
             reply = _fault_reply(fault)
+        elif fault is not None and fault.kind == "raw":
+            reply = Reply(fault.status, headers=dict(fault.headers), raw=fault.body)
+        elif fault is not None and fault.kind == "trickle":
+            reply = self._route(record)
+            reply.trickle = fault.seconds
         elif fault is not None and self._stopping.wait(fault.seconds):
             reply = None  # stopped while holding the answer back
         else:
@@ -446,9 +493,9 @@ class FakeWakaTime:
         if handler is None:
             return Reply(405, {"error": "Method not allowed."}, {"Allow": ", ".join(methods)})
         if not self._authorized(request):
-            return _error(401, "Unauthorized.")
+            return self._refusal(401, "Unauthorized.", "401 unauthorized")
         if request.method == "POST" and request.body is None:
-            return _error(400, "Invalid JSON body.")
+            return self._refusal(400, "Invalid JSON body.", "unexpected end of JSON input")
         try:
             return handler(request)
         except BadRequest as exc:
@@ -486,7 +533,15 @@ class FakeWakaTime:
 
     # ----- heartbeat writes -----
 
+    def _refusal(self, status: int, message: str, wakapi_text: str) -> Reply:
+        """A request refused whole: Wakapi says it in plain text."""
+        if self.rules.wakapi_shapes:
+            return _plain(status, wakapi_text)
+        return _error(status, message)
+
     def _post_bulk(self, request: RecordedRequest) -> Reply:
+        if self.rules.wakapi_shapes:
+            return self._post_wakapi(request, self.rules.bulk_status)
         if not isinstance(request.body, list):
             raise BadRequest("Expected a JSON array of heartbeats.")
         results = [self._accept(item, request) for item in request.body]
@@ -497,7 +552,21 @@ class FakeWakaTime:
             {"responses": [[answer, status] for answer, status, _ in results]},
         )
 
+    def _post_wakapi(self, request: RecordedRequest, status: int) -> Reply:
+        """Wakapi's one handler for both routes: an object or a list of them."""
+        items = request.body if isinstance(request.body, list) else [request.body]
+        if not all(item is None or _is_wakapi_heartbeat(item) for item in items):
+            return _plain(
+                400, "json: cannot unmarshal array into Go value of type models.Heartbeat"
+            )
+        results = [self._accept(item, request) for item in items]
+        if all(item_status >= 400 for _, item_status, _ in results):
+            return _plain(400, "no valid heartbeat object given")
+        return Reply(status, {"responses": [[answer, code] for answer, code, _ in results]})
+
     def _post_single(self, request: RecordedRequest) -> Reply:
+        if self.rules.wakapi_shapes:
+            return self._post_wakapi(request, self.rules.single_status)
         if not isinstance(request.body, dict):
             raise BadRequest("Expected a JSON object.")
         answer, status, _ = self._accept(request.body, request)
@@ -507,10 +576,11 @@ class FakeWakaTime:
 
     def _accept(self, item: Any, request: RecordedRequest) -> tuple[dict[str, Any], int, str]:
         """Validate and record one heartbeat: (answer, per-item status, refusal reason)."""
-        missing = [
-            name for name in REQUIRED_FIELDS if not isinstance(item, dict) or not item.get(name)
-        ]
+        required = ("time",) if self.rules.wakapi_shapes else REQUIRED_FIELDS
+        missing = [name for name in required if not isinstance(item, dict) or not item.get(name)]
         heartbeat_time = _as_number(item.get("time")) if not missing else None
+        if self.rules.wakapi_shapes and not self._timely(heartbeat_time):
+            return {"data": None, "error": "invalid heartbeat object"}, 400, "invalid"
         if missing or heartbeat_time is None:
             fields = missing or ["time"]
             if self.rules.rails_errors:
@@ -536,7 +606,17 @@ class FakeWakaTime:
                 self._duplicate_keys.add(key)
                 self._stored.append(stored)
                 self._cond.notify_all()
+        if self.rules.wakapi_shapes:
+            return {"data": None, "error": None}, 201, ""
         return {"data": _heartbeat_json(stored)}, 201, ""
+
+    def _timely(self, heartbeat_time: float | None) -> bool:
+        """Wakapi's rule: a time, within its maximum age, at most an hour ahead."""
+        if not heartbeat_time:
+            return False
+        now = self.now()
+        too_old = self.max_age_days is not None and now - heartbeat_time > self.max_age_days * 86400
+        return not too_old and heartbeat_time - now < 3600
 
     # ----- reads -----
 
@@ -902,6 +982,19 @@ def _error(status: int, message: str) -> Reply:
     return Reply(status, {"error": message})
 
 
+def _plain(status: int, text: str) -> Reply:
+    """A text/plain answer, as Wakapi's Go handlers write their refusals."""
+    return Reply(status, raw=text.encode(), headers={"Content-Type": "text/plain; charset=utf-8"})
+
+
+def _is_wakapi_heartbeat(item: Any) -> bool:
+    """What Wakapi's JSON decoder takes as a heartbeat: an object whose time, if any, is a
+    number (anything else fails the whole request)."""
+    return isinstance(item, dict) and (
+        item.get("time") is None or _as_number(item["time"]) is not None
+    )
+
+
 def _fault_reply(fault: Fault) -> Reply:
     headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
     body = fault.body if fault.body is not None else {"error": f"Injected {fault.status}."}
@@ -1129,15 +1222,28 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _send(self, reply: Reply) -> None:
-        payload = b"" if reply.body is None else json.dumps(reply.body).encode()
+        if reply.raw is not None:
+            payload = reply.raw
+        else:
+            payload = b"" if reply.body is None else json.dumps(reply.body).encode()
         self.send_response(reply.status)
-        if reply.body is not None:
+        if reply.body is not None and reply.raw is None:
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         for name, value in reply.headers.items():
             self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
+        if not reply.trickle:
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        self._headers_buffer.append(b"\r\n")
+        answer = b"".join(self._headers_buffer) + payload
+        self._headers_buffer = []
+        for index in range(len(answer)):
+            if self.server.fake._stopping.wait(reply.trickle):
+                return
+            self.wfile.write(answer[index : index + 1])
+            self.wfile.flush()
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)

@@ -82,7 +82,7 @@ def public(value: Any) -> Any:
     """A value fit to print: secrets masked, URLs without passwords, paths as text."""
     from pydantic import BaseModel, SecretStr
 
-    from agent.sender import display_url
+    from agent.redact import redact_url
 
     if isinstance(value, SecretStr):
         return MASK
@@ -94,8 +94,8 @@ def public(value: Any) -> Any:
         return {str(key): public(item) for key, item in value.items()}
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, str) and "://" in value and "@" in value.split("://", 1)[1]:
-        return display_url(value)
+    if isinstance(value, str) and "://" in value:
+        return redact_url(value)
     return value
 
 

@@ -27,7 +27,7 @@ from agent.compat import (
     privacy_flags,
     read_extra_heartbeats,
 )
-from agent.ipc.client import DaemonUnavailable, IpcClient, socket_file
+from agent.ipc.client import DaemonUnavailable, IpcClient, UntrustedSocket, socket_file
 from agent.ipc.protocol import dumps
 
 TYPE_CHECKING = False
@@ -117,6 +117,7 @@ def _heartbeat(args: CompatArgs, log: CompatLog) -> int:
         extras, problems = read_extra_heartbeats(sys.stdin)
         for problem in problems:
             log.write("warning", problem)
+    # Built once, at one moment: a fallback after a daemon timeout stores the same heartbeat.
     items, missing = existing(heartbeat_dicts(args, extras, time.time()))
     if missing:
         log.debug(f"skipped, no such file: {'; '.join(missing)}")
@@ -126,7 +127,10 @@ def _heartbeat(args: CompatArgs, log: CompatLog) -> int:
         with IpcClient(timeout=DAEMON_TIMEOUT) as client:
             answer = client.request(_request(args, items))
     except DaemonUnavailable as exc:
-        log.debug(f"{exc}; writing to the queue directly")
+        if isinstance(exc, UntrustedSocket):  # worth a word: someone may be listening there
+            log.write("warning", f"{exc}; writing to the queue directly")
+        else:
+            log.debug(f"{exc}; writing to the queue directly")
         return _heartbeat_offline(args, items, log, socket_file())
     return _acknowledged(answer, [label for label, _ in items], log)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from agent.commands.common import (
+    EXIT_CONFIG,
     CommandError,
     add_config_option,
     run_command,
@@ -22,13 +23,13 @@ def main(argv: list[str]) -> int:
 def _run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     setup_logging(settings.log.level, args.verbose, file=settings.log.file)
-    from agent.daemon import Daemon
+    from agent.daemon import Daemon, StartupError
     from agent.ipc.server import SocketInUse
 
     try:
         Daemon(settings).run()
     except SocketInUse as exc:
         raise CommandError(str(exc)) from None
-    except PermissionError as exc:
-        raise CommandError(str(exc)) from None
+    except StartupError as exc:
+        raise CommandError(str(exc), EXIT_CONFIG) from None
     return 0

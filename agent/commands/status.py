@@ -18,6 +18,21 @@ if TYPE_CHECKING:
     from agent.config import Settings
 
 NOT_RUNNING = 1
+# What `render` reads of the daemon's answer.
+REPORT_KEYS = (
+    "pid",
+    "uptime_seconds",
+    "watching",
+    "today_seconds",
+    "queued",
+    "rejected",
+    "delivered_total",
+    "last_delivery",
+    "last_error",
+    "destinations",
+    "database",
+    "socket",
+)
 
 
 def main(argv: list[str]) -> int:
@@ -28,15 +43,23 @@ def main(argv: list[str]) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from agent.ipc.client import DaemonUnavailable, request
+    from agent.ipc.client import DaemonUnavailable, UntrustedSocket, request
 
     settings = settings_from(args)
     try:
         answer = request({"op": "status"}, settings.socket_path(), timeout=30.0)
+    except UntrustedSocket as exc:
+        print(f"agent: {exc}; not asking it", file=sys.stderr)
+        return _not_running(settings, args.json)
     except DaemonUnavailable:
         return _not_running(settings, args.json)
     if not answer.pop("ok", False):
         raise CommandError(f"the daemon answered: {answer.get('error')}")
+    if missing := [key for key in REPORT_KEYS if key not in answer]:
+        raise CommandError(
+            f"{settings.socket_path()} answered a status without {', '.join(missing)}:"
+            " is that this agent's daemon?"
+        )
     report = {"running": True, **answer}
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 0
@@ -106,7 +129,10 @@ def render(report: dict[str, Any]) -> str:
     lines = [
         f"heartbeat-agent {report.get('version', '')} running"
         f" (pid {report['pid']}, up {format_duration(report['uptime_seconds'])})",
-        _field("watching", ", ".join(report["watching"]) or "nothing"),
+        _field(
+            "watching",
+            ", ".join(report["watching"]) or report.get("watch_problem") or "nothing",
+        ),
         _field("today", format_duration(report["today_seconds"])),
         _field(
             "queue",
@@ -135,7 +161,7 @@ def render(report: dict[str, Any]) -> str:
             )
     if report.get("database_reset"):
         lines.append(
-            _field("note", f"an unusable database was moved to {report['database_reset']}")
+            _field("note", f"found unusable at startup, moved to {report['database_reset']}")
         )
     lines += [_field("database", report["database"]), _field("socket", report["socket"])]
     return "\n".join(lines)

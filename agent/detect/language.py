@@ -1,9 +1,12 @@
-"""Language detection with WakaTime's names: file name, extension, then content for ambiguous cases.
+"""Language detection with the names wakatime-cli sends: file name, siblings, then content.
 
-Order: exact file name, extension (compound first), file-name globs; the few ambiguous
-extensions are refined from sibling files and content; files with no known name fall back to
-the shebang, a vim or emacs modeline, and last to pygments' file-name table (imported lazily,
-mapped onto WakaTime's spelling). Nothing here runs a subprocess or reads more than `head`.
+Order, as wakatime-cli's: C-family files by their same-named and sibling files; then the exact
+file name, the extension (compound first) and file-name globs; where several languages claim
+an extension, a contest on content scored as wakatime-cli's lexers score it. Where wakatime-cli
+stops (it sends no language), the agent goes on: the shebang, a vim or emacs modeline, and last
+pygments' file-name table (imported lazily, mapped onto WakaTime's spelling). The agreement is
+measured against the real program (tests/test_oracle_languages.py). Nothing here runs a
+subprocess or reads more than `head`.
 """
 
 from __future__ import annotations
@@ -12,32 +15,43 @@ import os
 import re
 from collections.abc import Callable
 from fnmatch import fnmatchcase
+from typing import NamedTuple
 
 from agent.detect import language_data as data
 from agent.detect.cache import LRU
 
-CPP_EXTENSIONS = frozenset({".cpp", ".cc", ".cxx", ".c++", ".cp", ".hpp", ".hh", ".hxx", ".h++"})
+# The C family: wakatime-cli decides these from same-named and sibling files before anything
+# else. (It does so for every extension starting with .c or .h, so a .css next to a .cpp counts as
+# C++; the agent keeps that to real C and C++ files: README, "Differences from wakatime-cli".)
+C_FAMILY = frozenset(
+    {".c", ".h", ".cc", ".cp", ".cpp", ".cxx", ".c++", ".hh", ".hpp", ".hxx", ".h++"}
+)
+CPP_EXTENSIONS = frozenset({".cpp", ".hpp", ".c++", ".h++", ".cc", ".hh", ".cxx", ".hxx", ".cp"})
 # Lines looked at for modelines: vim reads 5 at either end by default.
 MODELINE_LINES = 5
 # Content rules look no further than this.
 BINARY_PROBE_TEXT = 8192
 
-_CPP_MARKERS = re.compile(
-    rb"^\s*(?:namespace\s+\w+|template\s*<|class\s+\w+[^;]*$|(?:public|private|protected)\s*:)"
-    rb"|std::|#include\s*<(?:iostream|string|vector|memory|map)>",
-    re.M,
-)
-_OBJC_MARKERS = re.compile(rb"^\s*(?:@interface|@implementation|@protocol|#import\b)|@\"", re.M)
-_MATLAB_MARKERS = re.compile(rb"^\s*(?:function\b|classdef\b|%|end\s*$|disp\s*\()", re.M)
-_PROLOG_MARKERS = re.compile(rb"^\s*:-|^[a-z]\w*(?:\([^)]*\))?\s*:-", re.M)
-_VERILOG_MARKERS = re.compile(rb"^\s*(?:endmodule\b|always\s*@|module\s+\w+\s*[(#;])", re.M)
-_COQ_MARKERS = re.compile(
-    rb"^\s*(?:Theorem|Lemma|Proof\.|Require\s+Import|Inductive|Fixpoint|Qed\.)", re.M
-)
-_V_MARKERS = re.compile(rb"^\s*(?:(?:pub\s+)?fn\s+\w+|module\s+\w+\s*$|import\s+\w+\s*$)", re.M)
-_FSHARP_MARKERS = re.compile(rb"^\s*(?:let|open|module|namespace|type|\[<)\b", re.M)
-_FORTH_MARKERS = re.compile(rb"^\s*:\s+\S+.*;\s*$|^\s*\\\s", re.M)
-_QT_TS = re.compile(rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!DOCTYPE TS>\s*)?<TS[\s>]")
+# The content scores wakatime-cli's lexers give when several claim one file name (facts read
+# from its analysers; the highest score wins, then the priority, then the lexer's name).
+_C_INCLUDE = re.compile(r"^\s*#include <|^\s*#ifn?def ", re.M)
+_CPP_SCORES = ((re.compile(r"using namespace "), 0.4), (re.compile(r"#include <[a-z_]+>"), 0.2))
+_OBJC_KEYWORDS = re.compile(r"@(?:end|implementation|protocol)")
+_OBJC_NUMBER = re.compile(r"@[0-9]+")
+_OBJC_MESSAGE = re.compile(r"\[\s*[a-zA-Z_]\w*\s+(?:[a-zA-Z_]\w*\s*\]|(?:[a-zA-Z_]\w*)?:)")
+_MATLAB_COMMENT = re.compile(r"^\s*%")
+_MATLAB_SYSTEM = re.compile(r"^!\w+")
+_PERL_DECLARATION = re.compile(r"(?:my|our)\s+[$@%(]")
+_RAKU_DECLARATION = re.compile(r"(?:my|our|has)\s+(?:['\w:-]+\s+)?[$@%&(]")
+_RAKU_V6 = re.compile(r"^\s*(?:use\s+)?v6(?:\.\d(?:\.\d)?)?;", re.M)
+_REBOL_HEADER = re.compile(r"\s*REBOL\s*\[")
+_FORTH_WORD = re.compile(r"\n:[^\n]+;\n")
+_CBM_BASIC = re.compile(r"\d+")
+_VBNET = re.compile(r"^\s*(?:#If|Module|Namespace)", re.M)
+_LIMBO = re.compile(r"^implement \w+;", re.M)
+_HYBRIS = re.compile(r"\b(?:public|private)\s+method\b")
+_MYSQL_BACKTICK = re.compile(r"`[a-zA-Z_]\w*`")
+_SQL_BRACKET = re.compile(r"\[[a-zA-Z_]\w*\]")
 _VIM_MODELINE = re.compile(
     r"(?:^|\s)(?:vi|vim|ex)(?:[<=>]?\d*)?:.*?\b(?:ft|filetype|syn|syntax)=([\w+.-]+)"
 )
@@ -45,86 +59,231 @@ _EMACS_MODELINE = re.compile(r"-\*-(.*?)-\*-")
 _EMACS_MODE = re.compile(r"(?:^|;)\s*mode\s*:\s*([\w+.-]+)", re.I)
 _VERSION_SUFFIX = re.compile(r"[\d.]+$")
 
-
-def _same_stem_exists(path: str, extensions: tuple[str, ...]) -> bool:
-    stem = os.path.splitext(path)[0]
-    return any(os.path.exists(stem + e) or os.path.exists(stem + e.upper()) for e in extensions)
+Folder = Callable[[], frozenset[str]]
 
 
-def _header(path: str, head: bytes, folder: Callable[[], frozenset[str]]) -> str:
-    """`.h`: C, C++, Objective-C or Objective-C++ — the same-named source file, then content,
-    then what else the folder holds (wakatime-cli looks at the first and last; content is the
-    strongest evidence for a lone header)."""
-    if _same_stem_exists(path, (".c",)):
-        return "C"
-    if _same_stem_exists(path, (".m",)):
-        return "Objective-C"
-    if _same_stem_exists(path, (".mm",)):
-        return "Objective-C++"
-    if _same_stem_exists(path, (".cpp", ".cc", ".cxx")):
-        return "C++"
-    if _OBJC_MARKERS.search(head):
-        return "Objective-C"
-    if _CPP_MARKERS.search(head):
-        return "C++"
-    exts = folder()
-    if exts & CPP_EXTENSIONS:
-        return "C++"
-    if ".mm" in exts:
-        return "Objective-C++"
-    if ".m" in exts:
-        return "Objective-C"
-    return "C"
+def _shebang_runs(text: str, program: re.Pattern[str]) -> bool:
+    first = text.split("\n", 1)[0].lower()
+    if not first.startswith("#!"):
+        return False
+    words = [w for w in re.split(r"[\s/]+", first[2:].strip()) if w and not w.startswith("-")]
+    return bool(words) and program.fullmatch(words[-1]) is not None
 
 
-def _dot_m(path: str, head: bytes, folder: Callable[[], frozenset[str]]) -> str:
-    """`.m`: Objective-C or Matlab."""
-    if _same_stem_exists(path, (".h",)) or _OBJC_MARKERS.search(head):
-        return "Objective-C"
-    if _MATLAB_MARKERS.search(head) or ".mat" in folder():
-        return "Matlab"
-    return "Objective-C"
+def _c_score(text: str) -> float:
+    return 0.1 if _C_INCLUDE.search(text) else 0.0
 
 
-def _dot_pl(path: str, head: bytes, folder: Callable[[], frozenset[str]]) -> str:
-    """`.pl`: Perl unless the file reads like Prolog clauses."""
-    if head.startswith(b"#!") and b"perl" in head.split(b"\n", 1)[0]:
-        return "Perl"
-    return "Prolog" if _PROLOG_MARKERS.search(head) else "Perl"
+def _cpp_score(text: str) -> float:
+    return next((score for rule, score in _CPP_SCORES if rule.search(text)), 0.0)
 
 
-def _dot_ts(path: str, head: bytes, folder: Callable[[], frozenset[str]]) -> str:
-    """`.ts`: TypeScript, or a Qt Linguist translation (XML whose root is `<TS>`)."""
-    return "XML" if _QT_TS.match(head) else "TypeScript"
+def _objc_score(text: str) -> float:
+    if _OBJC_KEYWORDS.search(text):
+        return 1.0
+    if '@"' in text:
+        return 0.8
+    if _OBJC_NUMBER.search(text):
+        return 0.7
+    return 0.8 if _OBJC_MESSAGE.search(text) else 0.0
 
 
-def _dot_v(path: str, head: bytes, folder: Callable[[], frozenset[str]]) -> str:
-    """`.v`: Verilog (wakatime-cli's pick), Coq or V."""
-    if _VERILOG_MARKERS.search(head):
-        return "Verilog"
-    if _COQ_MARKERS.search(head):
-        return "Coq"
-    if _V_MARKERS.search(head):
-        return "V"
-    return "Verilog"
+def _matlab_score(text: str) -> float:
+    lines = text.replace("\r\n", "\n").split("\n")
+    first_code = next((line.strip() for line in lines if not _MATLAB_COMMENT.match(line)), "")
+    if first_code.startswith("function") and "{" not in first_code:
+        return 1.0
+    if any(_MATLAB_COMMENT.match(line) or _MATLAB_SYSTEM.match(line) for line in lines):
+        return 0.2
+    return 0.0
 
 
-def _dot_fs(path: str, head: bytes, folder: Callable[[], frozenset[str]]) -> str:
-    """`.fs`: F# unless it reads like Forth word definitions."""
-    if _FSHARP_MARKERS.search(head):
-        return "F#"
-    return "Forth" if _FORTH_MARKERS.search(head) else "F#"
+def _perl_score(text: str) -> float:
+    if _shebang_runs(text, re.compile(r"perl")):
+        return 1.0
+    score = 0.9 if _PERL_DECLARATION.search(text) else 0.0
+    return score / 2 if ":=" in text else score
 
 
-Resolver = Callable[[str, bytes, Callable[[], frozenset[str]]], str]
-RESOLVERS: dict[str, Resolver] = {
-    ".h": _header,
-    ".m": _dot_m,
-    ".pl": _dot_pl,
-    ".ts": _dot_ts,
-    ".v": _dot_v,
-    ".fs": _dot_fs,
+def _raku_score(text: str) -> float:
+    if _shebang_runs(text, re.compile(r"perl6|rakudo|niecza|pugs")) or _RAKU_V6.search(text):
+        return 1.0
+    score = 0.8 if _RAKU_DECLARATION.search(text) else 0.0
+    return score / 2 if ":=" in text else score
+
+
+def _rebol_score(text: str) -> float:
+    if _REBOL_HEADER.match(text):
+        return 1.0
+    return 0.5 if _REBOL_HEADER.search(text) else 0.0
+
+
+def _verilog_score(text: str) -> float:
+    return 0.1 * sum(word in text for word in ("reg", "wire", "assign"))
+
+
+def _coq_score(text: str) -> float:
+    return 1.0 if "Qed" in text and "Proof" in text else 0.0
+
+
+def _fsharp_score(text: str) -> float:
+    return 0.05 * (("|>" in text) + ("<|" in text))
+
+
+def _forth_score(text: str) -> float:
+    return 0.3 if _FORTH_WORD.search(text.replace("\r\n", "\n")) else 0.0
+
+
+def _cbm_basic_score(text: str) -> float:
+    return 0.2 if _CBM_BASIC.match(text) else 0.0
+
+
+def _povray_score(text: str) -> float:
+    marks = (("#version", 0.05), ("#declare", 0.05), ("camera", 0.05), ("light_source", 0.1))
+    return sum(score for mark, score in marks if mark in text)
+
+
+def _mysql_score(text: str) -> float:
+    backticks = len(_MYSQL_BACKTICK.findall(text))
+    brackets = len(_SQL_BRACKET.findall(text))
+    if backticks + brackets >= 1 and backticks >= 2 * brackets:
+        return 0.5
+    if backticks > brackets:
+        return 0.2
+    return 0.1 if backticks else 0.0
+
+
+def _brainfuck_score(text: str) -> float:
+    probe = text[:256]
+    if probe and max(sum(c in "+-" for c in probe), sum(c in "<>" for c in probe)) > len(probe) / 4:
+        return 1.0
+    return 0.5 if "[-]" in text else 0.0
+
+
+def _gas_score(text: str) -> float:
+    if re.search(r"^\.(?:text|data|section)", text, re.M):
+        return 1.0
+    return 0.1 if re.search(r"^\.\w+", text, re.M) else 0.0
+
+
+def _scored(pattern: re.Pattern[str], score: float) -> Callable[[str], float]:
+    return lambda text: score if pattern.search(text) else 0.0
+
+
+def _containing(marks: tuple[str, ...], score: float) -> Callable[[str], float]:
+    return lambda text: score if any(mark in text for mark in marks) else 0.0
+
+
+def _no_score(text: str) -> float:
+    return 0.0
+
+
+class Contender(NamedTuple):
+    """One of the lexers wakatime-cli matches a file name with, as it ranks them."""
+
+    language: str  # WakaTime's name
+    lexer: str  # the lexer's own name: wakatime-cli breaks ties on it
+    priority: float = 0.0
+    score: Callable[[str], float] = _no_score
+
+
+def _contest(text: str, contenders: tuple[Contender, ...], bonus: dict[str, float]) -> str:
+    """The winner by content score (plus `bonus` by language), then priority, then name."""
+    best = max(
+        contenders,
+        key=lambda c: (round(c.score(text) + bonus.get(c.language, 0.0), 4), c.priority, c.lexer),
+    )
+    return best.language
+
+
+_OBJC = Contender("Objective-C", "Objective-C", 0.0, _objc_score)
+_R = Contender("S", "R", 0.1, _scored(re.compile(r"[a-z0-9_\])\s]<-(?!-)"), 0.11))
+_ASSEMBLERS = (
+    Contender("Assembly", "GAS", 0.1, _gas_score),
+    Contender("ArmAsm", "ArmAsm"),
+    Contender("ca65 assembler", "ca65 assembler", 0.0, _scored(re.compile(r"^\s*;", re.M), 0.9)),
+)
+CONTESTS: dict[str, tuple[Contender, ...]] = {
+    ".h": (Contender("C", "C", 0.0, _c_score), _OBJC),
+    ".H": (Contender("C", "C", 0.0, _c_score), Contender("C++", "C++", 0.0, _cpp_score), _OBJC),
+    ".m": (
+        _OBJC,
+        Contender("Matlab", "Matlab", 0.0, _matlab_score),
+        Contender("Mathematica", "Mathematica"),
+        Contender("Octave", "Octave"),
+        Contender("Mason", "Mason", 0.1),
+    ),
+    ".pl": (
+        Contender("Perl", "Perl", 0.01, _perl_score),
+        Contender("Prolog", "Prolog", 0.0, _containing((":-",), 1.0)),
+        Contender("Raku", "Perl6", 0.0, _raku_score),
+    ),
+    ".r": (_R, Contender("Rebol", "REBOL", 0.0, _rebol_score)),
+    ".inc": (
+        Contender("PHP", "PHP", 3.0),
+        Contender("POVRay", "POVRay", 0.0, _povray_score),
+        Contender("Pawn", "Pawn", 0.0, _containing(("tagof",), 0.01)),
+        Contender("SourcePawn", "SourcePawn"),
+    ),
+    ".s": _ASSEMBLERS,
+    ".S": (_R, *_ASSEMBLERS),
+    ".v": (
+        Contender("Verilog", "verilog", 0.0, _verilog_score),
+        Contender("V", "V"),
+        Contender("Coq", "Coq", 0.0, _coq_score),
+    ),
+    ".fs": (
+        Contender("F#", "FSharp", 0.01, _fsharp_score),
+        Contender("Forth", "Forth", 0.0, _forth_score),
+    ),
+    ".bas": (
+        Contender("QBasic", "QBasic", 0.0, _containing(("$DYNAMIC", "$STATIC"), 0.9)),
+        Contender("VB.NET", "VB.net", 0.0, _scored(_VBNET, 0.5)),
+        Contender("CBM BASIC V2", "CBM BASIC V2", 0.0, _cbm_basic_score),
+    ),
+    ".sql": (Contender("SQL", "SQL"), Contender("MySQL", "MySQL", 0.0, _mysql_score)),
+    ".hy": (
+        Contender("Hy", "Hy", 0.0, _containing(("(import ", "(defn "), 0.9)),
+        Contender("Hybris", "Hybris", 0.0, _scored(_HYBRIS, 0.01)),
+    ),
+    ".b": (
+        Contender("Brainfuck", "Brainfuck", 0.0, _brainfuck_score),
+        Contender("Limbo", "Limbo", 0.0, _scored(_LIMBO, 0.7)),
+    ),
 }
+# Extensions matched case-sensitively first (C++ claims "*.H", R "*.S").
+CONTESTS_CASED = frozenset({".H", ".S"})
+
+
+def _same_stem_exists(path: str, extension: str) -> bool:
+    stem = os.path.splitext(path)[0]
+    return os.path.exists(stem + extension) or os.path.exists(stem + extension.upper())
+
+
+def _c_family(path: str, folder: Folder) -> str | None:
+    """wakatime-cli's first rule for C-family files: a same-named .c, .m or .mm file, then any
+    C++ or C file in the folder (the file itself included), decides; None when nothing does."""
+    if _same_stem_exists(path, ".c"):
+        return "C"
+    if _same_stem_exists(path, ".m"):
+        return "Objective-C"
+    if _same_stem_exists(path, ".mm"):
+        return "Objective-C++"
+    extensions = folder()
+    if extensions & CPP_EXTENSIONS:
+        return "C++"
+    return "C" if ".c" in extensions else None
+
+
+def _folder_bonus(folder: Folder) -> dict[str, float]:
+    """wakatime-cli's nudges from the folder's files: a .mat favours Matlab over Objective-C,
+    a .h (the file itself, for a header) the other way."""
+    extensions = folder()
+    has_mat, has_h = ".mat" in extensions, ".h" in extensions
+    return {
+        "Objective-C": (-0.01 if has_mat else 0.01) + (0.01 if has_h else 0.0),
+        "Matlab": (0.01 if has_mat else 0.0) + (0.0 if has_h else 0.01),
+    }
 
 
 def by_name(name: str) -> tuple[str | None, str]:
@@ -136,7 +295,7 @@ def by_name(name: str) -> tuple[str | None, str]:
     while dot != -1:
         ext = name[dot:]
         language = data.EXTENSIONS_CASED.get(ext)
-        if language:  # the case decided it (".H" is C++): nothing to refine
+        if language:  # the case decided it (".NSA" is Natural): nothing to refine
             return language, ""
         language = data.EXTENSIONS.get(ext.lower())
         if language:
@@ -231,15 +390,31 @@ class PygmentsFallback:
         return None
 
 
+def _extension(name: str) -> str:
+    """The name's last suffix as wakatime-cli takes it: ".bashrc" for ".bashrc"."""
+    dot = name.rfind(".")
+    return name[dot:] if dot != -1 else ""
+
+
 def detect_language(
-    path: str, head: bytes, folder: Callable[[], frozenset[str]], fallback: PygmentsFallback
+    path: str, head: bytes, folder: Folder, fallback: PygmentsFallback
 ) -> str | None:
     """The WakaTime language of `path` whose first bytes are `head` (b"" if unreadable);
-    `folder` lists the lower-case extensions next to it, called only when a rule needs them."""
+    `folder` lists the lower-case extensions next to it, called only when a rule needs them.
+    The order is wakatime-cli's: C-family siblings, the file name, a content contest where
+    several languages claim the name; then, where it stops, shebang, modeline and pygments."""
     name = os.path.basename(path)
-    language, ext = by_name(name)
-    if language:
-        resolver = RESOLVERS.get(ext)
-        return resolver(path, head, folder) if resolver else language
+    ext = _extension(name)
+    if ext.lower() in C_FAMILY and (language := _c_family(path, folder)):
+        return language
+    if ext in (".m", ".mm") and _same_stem_exists(path, ".h"):
+        return "Objective-C" if ext == ".m" else "Objective-C++"
+    language, matched = by_name(name)
     text = head[:BINARY_PROBE_TEXT].decode("utf-8", "replace")
+    if language:
+        contest = CONTESTS.get(ext if ext in CONTESTS_CASED else matched)
+        if contest is None:
+            return language
+        bonus = _folder_bonus(folder) if _OBJC in contest else {}
+        return _contest(text, contest, bonus)
     return from_shebang(text.split("\n", 1)[0]) or from_modeline(text) or fallback(name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import _socket
 import os
+import stat
 import sys
 
 from agent.ipc.protocol import MAX_LINE, encode, loads
@@ -50,11 +51,40 @@ class DaemonUnavailable(OSError):
     """No daemon answers on the socket, or it went away mid-request."""
 
 
+class UntrustedSocket(DaemonUnavailable):
+    """The socket, or its folder, could be another user's: nothing is sent there."""
+
+
+def check_socket(path: str) -> None:
+    """Refuse a socket another user may have put in place, before a heartbeat or a key is
+    sent to it: it must be a socket of ours, in a folder of ours that no one else may
+    write to (else anyone could swap in a listener of their own)."""
+    uid = os.getuid()
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        folder_info = os.stat(folder)
+        info = os.lstat(path)
+    except OSError as exc:
+        raise DaemonUnavailable(f"no daemon at {path}: {exc}") from exc
+    if folder_info.st_uid != uid:
+        raise UntrustedSocket(f"refusing {path}: its folder belongs to uid {folder_info.st_uid}")
+    if folder_info.st_mode & 0o022:
+        raise UntrustedSocket(
+            f"refusing {path}: its folder is writable by others"
+            f" (mode {stat.S_IMODE(folder_info.st_mode):o})"
+        )
+    if not stat.S_ISSOCK(info.st_mode):
+        raise UntrustedSocket(f"refusing {path}: not a socket")
+    if info.st_uid != uid:
+        raise UntrustedSocket(f"refusing {path}: it belongs to uid {info.st_uid}")
+
+
 class IpcClient:
     """One connection; requests are answered in order. A plugin may keep it open."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, timeout: float = 5.0) -> None:
         self.path = os.fspath(path) if path is not None else socket_file()
+        check_socket(self.path)
         self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         self._sock.settimeout(timeout)
         try:

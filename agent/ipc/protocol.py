@@ -97,6 +97,12 @@ def decode_request(line: bytes) -> dict[str, Any]:
     op = request.get("op")
     if op not in OPS:
         raise ProtocolError(f"op: must be one of {', '.join(OPS)}")
+    if "id" in request:
+        try:
+            dumps(request["id"])
+        except ValueError:  # JSON has no infinity: `1e400` reads as one, and cannot go back
+            del request["id"]
+            raise ProtocolError("id: must be a JSON value with finite numbers only") from None
     return request
 
 

@@ -30,11 +30,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts" / "oracles"))
+
+from wakatime_cli import DEFAULT_ORACLES, ORACLES_ENV
+from wakatime_cli import oracle_binary as find_oracle
+
 PLUGIN = "vim/9.1.0 vim-wakatime/11.2.0"
 # wakatime-cli checks the key's shape (a UUID, optionally `waka_`-prefixed).
 API_KEY = "waka_4f1f9e5a-8c7e-4d4e-9b8a-2f0e6c1d3a5b"
 OTHER_KEY = "waka_0d8c3b2a-1e4f-4a6b-8c9d-7e6f5a4b3c2d"
-ORACLES_ENV = "HEARTBEAT_AGENT_ORACLES"
 GOLDEN = Path(__file__).parent / "golden"
 # The fields compared, as the issue lists them; `editor` is user_agent's plugin part, `key`
 # the API key the heartbeat was sent with, `machine` the X-Machine-Name header.
@@ -59,10 +63,10 @@ FIELDS = (
 
 def oracle_binary() -> tuple[Path | None, str]:
     """The real wakatime-cli, or None and why not."""
-    folder = Path(os.environ.get(ORACLES_ENV, "/opt/oracles/bin"))
-    binary = folder / "wakatime-cli"
-    if binary.is_file() and os.access(binary, os.X_OK):
+    binary = find_oracle("wakatime-cli")
+    if binary is not None:
         return binary, ""
+    folder = os.environ.get(ORACLES_ENV) or DEFAULT_ORACLES
     return None, f"no wakatime-cli in {folder} (set {ORACLES_ENV} to the folder that has it)"
 
 

@@ -1,0 +1,115 @@
+"""The HTTP client that delivers heartbeats: redirects are never followed, and each request
+has a deadline for the whole exchange, not only for each read.
+
+httpx's timeouts bound every single read and write; a server that trickles its answer a
+byte at a time never trips them and holds the delivery for ever. Here every socket
+operation gets at most the time left before the request's deadline, and none starts after
+it: the request fails with a timeout and the heartbeats wait for the next attempt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import httpcore
+import httpx
+
+
+class DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's socket backend, each operation bounded by `deadline` (monotonic) when set."""
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self.inner = inner
+        self.deadline: float | None = None
+
+    def bound(self, timeout: float | None) -> float | None:
+        """A timeout no longer than what is left; raises once the deadline has passed."""
+        if self.deadline is None:
+            return timeout
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise httpcore.ReadTimeout("the request ran past its deadline")
+        return left if timeout is None else min(timeout, left)
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self.inner.connect_tcp(
+            host, port, self.bound(timeout), local_address, socket_options
+        )
+        return DeadlineStream(stream, self)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        stream = self.inner.connect_unix_socket(path, self.bound(timeout), socket_options)
+        return DeadlineStream(stream, self)
+
+    def sleep(self, seconds: float) -> None:
+        self.inner.sleep(seconds)
+
+
+class DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream, backend: DeadlineBackend) -> None:
+        self.inner = inner
+        self.backend = backend
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self.inner.read(max_bytes, self.backend.bound(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.inner.write(buffer, self.backend.bound(timeout))
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        tls = self.inner.start_tls(ssl_context, server_hostname, self.backend.bound(timeout))
+        return DeadlineStream(tls, self.backend)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self.inner.get_extra_info(info)
+
+
+class DeliveryClient(httpx.Client):
+    """An httpx.Client that follows no redirect and bounds each whole request by
+    `deadline` seconds."""
+
+    def __init__(self, deadline: float, **options: Any) -> None:
+        super().__init__(follow_redirects=False, **options)
+        self.deadline = deadline
+        self.backend: DeadlineBackend | None = None
+        for transport in (self._transport, *self._mounts.values()):  # proxies from env too
+            if isinstance(transport, httpx.HTTPTransport):
+                # httpcore opens its connections with the pool's (or proxy's) backend.
+                pool = transport._pool
+                if self.backend is None:
+                    self.backend = DeadlineBackend(pool._network_backend)
+                pool._network_backend = self.backend
+
+    @contextlib.contextmanager
+    def _bounded(self) -> Iterator[None]:
+        assert self.backend is not None
+        self.backend.deadline = time.monotonic() + self.deadline
+        try:
+            yield
+        finally:
+            self.backend.deadline = None
+
+    def send(self, request: httpx.Request, **options: Any) -> httpx.Response:
+        with self._bounded():
+            return super().send(request, **options)
