@@ -91,6 +91,7 @@ def run(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
 def test_the_compat_command_sends_nothing_to_a_planted_socket(
     env: dict[str, str], planted: Listener, tmp_path: Path
 ) -> None:
+    (tmp_path / "a.py").touch()  # the command skips missing files, as wakatime-cli
     done = run(env, "heartbeat", "--entity", str(tmp_path / "a.py"), "--key", KEY, "--write")
     assert planted.received == []
     with sqlite3.connect(env["HEARTBEAT_AGENT_QUEUE__PATH"]) as db:

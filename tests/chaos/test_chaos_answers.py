@@ -139,6 +139,7 @@ def test_a_slow_daemon_and_the_compat_fallback_store_one_copy(
     workdir = tmp_path / "work"
     workdir.mkdir()
     entity = workdir / "slow.py"
+    entity.touch()  # a file that exists: the command skips missing ones, as wakatime-cli
     log = tmp_path / "wakatime.log"
     with AgentProcess(env, workdir) as agent:
         lock = WriteLock(database_of(env))  # the daemon cannot commit while it is held

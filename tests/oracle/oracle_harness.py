@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -269,9 +270,9 @@ CASES: tuple[Case, ...] = (
         "extra_heartbeats",
         _file("{root}/repos/shop/app.py", "--extra-heartbeats"),
         cwd="repos/shop",
-        stdin='[{"entity": "README.md", "time": 1764000000, "lineno": 1},'
-        ' {"entity": "{root}/repos/hgproj/main.rs", "time": 1764000001, "is_write": true},'
-        ' {"entity": "gone.py", "time": 1764000002}]',
+        stdin='[{"entity": "README.md", "time": {t0}, "lineno": 1},'
+        ' {"entity": "{root}/repos/hgproj/main.rs", "time": {t1}, "is_write": true},'
+        ' {"entity": "gone.py", "time": {t2}}]',
     ),
     Case(
         "language_override",
@@ -461,7 +462,13 @@ def argv_for(case: Case, root: Path) -> list[str]:
 
 
 def stdin_for(case: Case, root: Path) -> str:
-    return case.stdin.replace("{root}", str(root)) + "\n" if case.stdin else ""
+    """The case's stdin line: `{root}` and times a minute ago (`{t0}`, `{t1}`, …)."""
+    if not case.stdin:
+        return ""
+    text = case.stdin.replace("{root}", str(root))
+    for index in range(10):
+        text = text.replace(f"{{t{index}}}", str(int(time.time()) - 60 + index))
+    return text + "\n"
 
 
 @contextlib.contextmanager
