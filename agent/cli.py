@@ -15,6 +15,7 @@ COMMANDS = {
     "heartbeat": ("heartbeat", "send one heartbeat (wakatime-cli flags)"),
     "queue": ("queue", "inspect and manage the offline queue"),
     "detect": ("detect", "show what a heartbeat for each path would carry"),
+    "why": ("why", "why the latest writes to a file counted as coding or not"),
     "config": ("config", "show the effective settings and their sources"),
     "login": ("login", "log in with OAuth 2.0"),
     "logout": ("login", "forget the OAuth tokens"),

@@ -142,9 +142,10 @@ class HeartbeatSettings(Section):
     debounce_seconds: float = Field(2.0, ge=0)
     autosave_interval: float = Field(30.0, gt=0)
     heartbeat_interval: float = Field(120.0, gt=0)
-    storm_files: int = Field(25, ge=1)
+    storm_files: int = Field(2, ge=1)
     storm_window: float = Field(2.0, gt=0)
     plugin_grace: float = Field(120.0, ge=0)
+    plugin_wait: float = Field(60.0, ge=0)
     hide_file_names: bool = False
     hide_project_names: bool = False
     hide_branch_names: bool = False
@@ -159,6 +160,13 @@ class QueueSettings(Section):
     batch_size: int = Field(25, ge=1, le=1000)
     max_queued: int = Field(1_000_000, ge=1000)
     history_days: int = Field(30, ge=1)
+
+
+class AiSettings(Section):
+    """AI coding activity read from the AI tools' transcripts (README: AI coding activity)."""
+
+    enabled: bool = True
+    backfill_days: float = Field(14.0, ge=0, le=3650)  # transcript history sent on first read
 
 
 class IpcSettings(Section):
@@ -195,6 +203,7 @@ class Settings(BaseSettings):
     projects: dict[str, str] = {}  # path regex -> project name ({0}-style captures)
     queue: QueueSettings = QueueSettings()
     ipc: IpcSettings = IpcSettings()
+    ai: AiSettings = AiSettings()
     log: LogSettings = LogSettings()
     oauth: OAuthSettings = OAuthSettings()
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from agent import __version__, wakatime_cfg
 from agent.auth import default_credentials
+from agent.authorship import Signal
 from agent.builder import HeartbeatBuilder, detect_options, privacy_for
 from agent.config import ConfigError, Settings, load_settings
 from agent.destinations import (
@@ -50,10 +51,12 @@ from agent.sender import (
     basic_authorization,
     display_url,
 )
+from agent.sources.ai import WriteClassifier
+from agent.sources.ai.tools import tools as ai_tools
 from agent.stats import iso_time
 from agent.store import HeartbeatStore, StoreError
 from agent.transport import DeliveryClient
-from agent.useragent import machine_name
+from agent.useragent import AGENT_PLUGIN, machine_name
 from agent.watcher import FileWatcher, watch_limit_hint
 
 log = logging.getLogger(__name__)
@@ -76,6 +79,9 @@ TODAY_ROWS = 10  # rows of each breakdown in the `today` answer
 REQUEST_DEADLINE_FACTOR = 2
 WATCHED_BATCH_DELAY = 0.05  # seconds the watcher's events gather before the policy takes them
 WAKATIME_CFG_POLL = 2.0  # seconds between looks (one stat) at ~/.wakatime.cfg for changes
+PLUGINS_REMEMBERED = 7 * 86400.0  # seconds of history in which a plugin heartbeat counts
+WRITTEN, REMOVED = "written", "removed"  # the watcher's events that are not signals
+WatchedEvent = Signal | str
 
 
 class Daemon:
@@ -100,14 +106,16 @@ class Daemon:
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
-        # The watcher's events on their way to the loop: (written, path, time).
-        self._watched: list[tuple[bool, str, float]] = []
+        # The watcher's events on their way to the loop: (what, path, time), in its order.
+        self._watched: list[tuple[WatchedEvent, str, float]] = []
         self._watched_lock = threading.Lock()
         self.deliveries: dict[str, DeliveryLoop] = {}
         self.destinations: list[Destination] = []
         self.watcher: FileWatcher | None = None
         self.watch_problem: str | None = None  # why the watcher is not running
         self.ipc: IpcServer | None = None
+        self.ai: Any = None  # the AI-transcript source, when enabled
+        self.attribution = WriteClassifier()
         self.server_today = CachedFetch(self._fetch_status_bar, clock)
         self.commits = 0
         self._local_status_bar: tuple[tuple[int, str], dict[str, Any]] | None = None
@@ -159,14 +167,24 @@ class Daemon:
         self.builder = HeartbeatBuilder(self.detector, privacy_for(settings))
         self.destinations = configured_destinations(settings)
         self.ingest = Ingest(
-            db_path, self.builder, Router(tuple(self.destinations)), self._on_committed
+            db_path,
+            self.builder,
+            Router(tuple(self.destinations)),
+            self._on_committed,
+            self._heal_database,
         )
         self.ingest.start()
         self._start_deliveries()
         self.policy = ActivityPolicy(_policy_settings(settings), self._project_key)
+        # Plugins in use (every WakaTime plugin needs ~/.wakatime.cfg, or one reported lately):
+        # the watcher's heartbeats wait for their late reports from the start.
+        self.policy.plugins_in_use = self._wakatime_cfg_read is not None or (
+            self.store.has_heartbeats_not_from(AGENT_PLUGIN, self.clock() - PLUGINS_REMEMBERED)
+        )
         self.ipc = IpcServer(settings.socket_path(), self.handle_request)
         await self.ipc.start()
         await asyncio.to_thread(self._start_watcher)
+        await asyncio.to_thread(self._start_ai)
         self._retention_due()
         self._poll_wakatime_cfg()
         self._spawn(asyncio.to_thread(self._check_queue_size), "the queue size check")
@@ -180,6 +198,8 @@ class Daemon:
             self._cfg_poll.cancel()
         if self.watcher:
             await asyncio.to_thread(self.watcher.stop)
+        if self.ai:
+            await asyncio.to_thread(self.ai.stop)
         if self.ipc:
             await self.ipc.stop()
         self._flush_policy(final=True)
@@ -213,6 +233,7 @@ class Daemon:
             clock=self.clock,
             follow_symlinks=watch.follow_symlinks,
             on_remove=self._on_remove,
+            on_signal=self._from_watcher,
         )
         try:
             watcher.start()
@@ -225,9 +246,46 @@ class Daemon:
         self.watcher, self.watch_problem = watcher, None
         log.info("watching %s", ", ".join(roots) or "nothing")
 
+    def _start_ai(self) -> None:
+        """Follow the AI tools' transcripts unless `[ai] enabled = false` or wakatime-cli's
+        `sync_ai_disabled` says not to; its heartbeats take the plugins' path (ingest)."""
+        from agent.sources.ai.positions import PositionStore
+        from agent.sources.ai.source import (
+            AiActivitySource,
+            SyncBusy,
+            ai_sync_disabled,
+            backfill_start,
+            positions_path,
+        )
+
+        if not self.settings.ai.enabled or ai_sync_disabled():
+            log.info("AI coding activity: off (settings)")
+            return
+        database = self.settings.database_path()
+        try:
+            self.ai = AiActivitySource(
+                self.ingest.submit,
+                PositionStore(positions_path(database)),
+                lock_path=positions_path(database).with_suffix(".lock"),
+                classifier=self.attribution,
+                after=backfill_start(self.settings.ai.backfill_days, self.clock()),
+            )
+        except SyncBusy as exc:
+            log.warning("AI coding activity: not read by this daemon: %s", exc)
+            return
+        self.ai.start()
+
+    def _restart_ai(self) -> None:
+        if self.ai:
+            self.ai.stop()
+            self.ai = None
+        self._start_ai()
+
     def _own_files(self) -> tuple[str, ...]:
-        """Path prefixes of the agent's own files (database, tokens, log), never activity."""
+        """Path prefixes of the agent's own files (database, tokens, log), never activity;
+        nor are the AI tools' transcripts (they are read as AI activity, not watched)."""
         own = [os.path.join(self.settings.database_path().parent, "")]
+        own += [os.path.join(root, "") for tool in ai_tools() for root in tool.roots]
         if self.settings.log.file:
             own.append(os.path.abspath(os.path.expanduser(self.settings.log.file)))
         return tuple(own)
@@ -235,20 +293,20 @@ class Daemon:
     def _on_write(self, path: str, at: float) -> None:
         """From the watcher's thread: hand over to the loop, where the policy lives."""
         if not path.startswith(self._own_prefixes):
-            self._from_watcher(True, path, at)
+            self._from_watcher(WRITTEN, path, at)
 
     def _on_remove(self, path: str, at: float) -> None:
         """A file deleted or renamed away: a temp file that must not count if still held."""
-        self._from_watcher(False, path, at)
+        self._from_watcher(REMOVED, path, at)
 
-    def _from_watcher(self, written: bool, path: str, at: float) -> None:
+    def _from_watcher(self, what: WatchedEvent, path: str, at: float) -> None:
         """Queue one event for the loop; the first of a batch wakes it to take the batch a
         moment later: a burst of 20,000 files is a few hundred wakeups, not 40,000."""
         if self._loop is None:
             return
         with self._watched_lock:
             wake = not self._watched
-            self._watched.append((written, path, at))
+            self._watched.append((what, path, at))
         if wake:
             self._loop.call_soon_threadsafe(
                 self._loop.call_later, WATCHED_BATCH_DELAY, self._policy_events
@@ -257,11 +315,13 @@ class Daemon:
     def _policy_events(self) -> None:
         with self._watched_lock:
             events, self._watched = self._watched, []
-        for written, path, at in events:
-            if written:
+        for what, path, at in events:
+            if what == WRITTEN:
                 self.policy.file_written(path, at)
-            else:
+            elif what == REMOVED:
                 self.policy.file_removed(path, at)
+            else:
+                self.policy.signal(what, path, at)
         self._schedule_policy()
 
     def _schedule_policy(self) -> None:
@@ -282,7 +342,9 @@ class Daemon:
             Heartbeat(entity=a.path, time=a.time, type="file", is_write=a.is_write) for a in due
         ]
         if heartbeats:
-            self.ingest.submit(heartbeats)
+            self.ingest.submit(self.attribution.attribute(heartbeats))
+        for op in self.policy.finished_operations():
+            log.info("not coding: %s, %d file write(s) dropped", op.describe(), op.writes)
         if not final:
             self._schedule_policy()
 
@@ -318,10 +380,45 @@ class Daemon:
             if request.get("status_bar") is True:  # the plugins' `--today` (DESIGN §2a)
                 return self._in_thread(self.status_bar_answer)
             return self._in_thread(self.today)
+        if op == "sync_ai":  # the plugins' --sync-ai-activity: a nudge, answered at once
+            if self.ai is not None:
+                self.ai.nudge()
+            return {"ok": True, "enabled": self.ai is not None}
+        if op == "why":
+            return self.why(request.get("path"))
         if op == "flush":
             self.flush()
             return {"ok": True, "queued": self.store.counts(among=self.destination_names()).queued}
         raise ProtocolError(f"op: unknown op {op!r}")
+
+    def why(self, path: object) -> dict[str, Any]:
+        """Why the latest writes to ``path`` counted or not: the ignore rules' verdict and the
+        policy's latest decision (`agent why`)."""
+        if not isinstance(path, str) or not os.path.isabs(path):
+            raise ProtocolError("path: must be an absolute path")
+        path = os.path.normpath(path)
+        watching = self.watcher.watching if self.watcher else []
+        root = next((r for r in watching if path.startswith(os.path.join(r, ""))), None)
+        if root is None:
+            ignored: str | None = "not below a watched folder"
+        else:
+            assert self.watcher is not None
+            ignored = self.watcher.ignore.reason(path, root=root)
+        decision = self.policy.why(path)
+        return {
+            "ok": True,
+            "path": path,
+            "ignored": ignored,
+            "held": self.policy.holds(path),
+            "decision": None
+            if decision is None
+            else {
+                "time": decision.time,
+                "writer": decision.writer.value,
+                "counted": decision.counted,
+                "reason": decision.reason,
+            },
+        }
 
     @staticmethod
     async def _in_thread(report: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -489,7 +586,7 @@ class Daemon:
             log.error("%s: delivery paused: %s", destination.name, destination.problem)
             return
         sender = build_sender(self.settings, destination, self.clock, lambda: self.plugin_api_key)
-        loop = DeliveryLoop(sender)
+        loop = DeliveryLoop(sender, self.ingest.request_heal)
         self.deliveries[destination.name] = loop
         loop.start()
 
@@ -503,6 +600,23 @@ class Daemon:
         loop.stop()
         loop.sender.client.close()
         loop.sender.store.close()
+
+    def _heal_database(self) -> None:
+        """In the ingest's writer thread, its connection closed, once the database turned
+        out damaged while running: the delivery threads let go of it, it is set aside with
+        every heartbeat still readable copied into a fresh one, and they start again."""
+        path = self.settings.database_path()
+        self._stop_deliveries()
+        self.store.close()
+        try:
+            self.store, self.database_reset = HeartbeatStore.set_aside(
+                path, "damaged while running"
+            )
+        except Exception:
+            self.store = HeartbeatStore(path)
+            raise
+        finally:
+            self._start_deliveries()
 
     def _wake_deliveries(self, force: bool = False) -> None:
         for loop in list(self.deliveries.values()):
@@ -606,6 +720,7 @@ class Daemon:
                 await asyncio.to_thread(self.watcher.stop)
             self._project_of_folder.cache_clear()
             await asyncio.to_thread(self._start_watcher)
+            await asyncio.to_thread(self._restart_ai)
             await asyncio.to_thread(self._check_queue_size)
             log.info("configuration reloaded")
             return True
@@ -646,7 +761,7 @@ class Daemon:
                 "version": __version__,
                 "uptime_seconds": round(self.clock() - self.started, 3),
                 "watching": self.watcher.roots if self.watcher else [],
-                "watch_problem": self.watch_problem,
+                "watch_problem": self.watch_problem or (self.watcher and self.watcher.problem),
                 "queued": counts.queued,
                 "rejected": counts.rejected,
                 "delivered_total": counts.delivered,
@@ -815,6 +930,7 @@ def _policy_settings(settings: Settings) -> PolicySettings:
         storm_files=hb.storm_files,
         storm_window=hb.storm_window,
         plugin_grace=hb.plugin_grace,
+        plugin_wait=hb.plugin_wait,
     )
 
 

@@ -77,6 +77,12 @@ class Heartbeat:
     line_deletions: int | None = None
     ai_line_changes: int | None = None
     human_line_changes: int | None = None
+    # An AI tool's session facts, as wakatime-cli 2.x sends them from transcripts.
+    ai_session: str | None = None
+    ai_input_tokens: int | None = None
+    ai_output_tokens: int | None = None
+    ai_prompt_length: int | None = None
+    ai_subscription_plan: str | None = None
     # The editor's user agent (`vim/9.0 vim-wakatime/11.0`); servers read editor and OS from it.
     user_agent: str | None = None
     # Hints that only shape detection: used where detection finds nothing, never sent.
@@ -185,6 +191,14 @@ def _count(value: Any) -> int:
     return value
 
 
+def _tokens(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"must be an integer, not {_kind(value)}")
+    if not 0 <= value < 2**53:
+        raise ValueError("must be a count of tokens, 0 or more")
+    return value
+
+
 def _position(value: Any) -> int:
     """A line, a cursor position, a count: never negative (servers refuse it)."""
     value = _count(value)
@@ -238,7 +252,9 @@ _CHECKS: dict[str, Any] = {
     "is_debugging": _flag,
     "is_unsaved_entity": _flag,
     "dependencies": _dependencies,
-    **dict.fromkeys(("lines", "lineno", "cursorpos", "project_root_count"), _position),
+    **dict.fromkeys(
+        ("lines", "lineno", "cursorpos", "project_root_count", "ai_prompt_length"), _position
+    ),
     **dict.fromkeys(
         (
             "line_additions",
@@ -248,12 +264,15 @@ _CHECKS: dict[str, Any] = {
         ),
         _count,
     ),
+    **dict.fromkeys(("ai_input_tokens", "ai_output_tokens"), _tokens),
     **dict.fromkeys(
         (
             "project",
             "branch",
             "language",
             "user_agent",
+            "ai_session",
+            "ai_subscription_plan",
             "alternate_project",
             "alternate_branch",
             "alternate_language",

@@ -261,15 +261,23 @@ class IgnoreRules:
         """Whether a write of this file is noise. ``root`` (a watched folder) limits the
         folder-name check to the part of the path below it, so a root that itself lives in
         a folder called ``build`` still counts."""
+        return self.reason(path, root) is not None
+
+    def reason(self, path: str, root: str | None = None) -> str | None:
+        """Which rule makes a write of this file noise (for `agent why`), or None."""
         path = os.path.abspath(path)
         folder, name = os.path.split(path)
-        if is_editor_temp(name) or name in TOOL_WRITTEN_NAMES:
-            return True
+        if is_editor_temp(name):
+            return "an editor's temporary, backup or lock file"
+        if name in TOOL_WRITTEN_NAMES:
+            return "a file tools write (a package manager's lock file)"
         if _under_ignored_dir(folder, root, self.ignored_dirs):
-            return True
+            return "in an ignored folder ([watch] ignored_dirs)"
         if self._exclude and self._excluded(path) and not self._included(path):
-            return True
-        return self._use_gitignore and self._folder(folder, root).ignores(name, is_dir=False)
+            return "matches [watch] exclude"
+        if self._use_gitignore and self._folder(folder, root).ignores(name, is_dir=False):
+            return "ignored by git (.gitignore, .git/info/exclude or core.excludesFile)"
+        return None
 
     def ignored_dir(self, path: str, root: str | None = None) -> bool:
         """Whether nothing below this folder can count, so it need not be watched at all."""

@@ -22,7 +22,7 @@ from typing import Any
 from agent.builder import DetectionMemo, HeartbeatBuilder
 from agent.destinations import Router
 from agent.heartbeat import Heartbeat
-from agent.store import HeartbeatStore, payload
+from agent.store import HeartbeatStore, is_damage, payload
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +42,16 @@ class Ingest:
         builder: HeartbeatBuilder,
         router: Router,
         on_committed: Callable[[], None] = lambda: None,
+        heal: Callable[[], None] | None = None,
     ) -> None:
         self.store_path = store_path
         self.builder = builder
         self.router = router
         self.on_committed = on_committed
+        # Sets a database found damaged aside and starts a fresh one (the daemon's), called
+        # in the writer thread with its own connection closed.
+        self.heal = heal
+        self._heal_requested = threading.Event()
         self._requests: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
         self._built: queue.SimpleQueue[list[Built] | None] = queue.SimpleQueue()
         self._notifiers: dict[asyncio.AbstractEventLoop, _LoopNotifier] = {}
@@ -108,27 +113,53 @@ class Ingest:
                 built.append((complete, self.router.route(complete), payload(complete)))
         return built
 
+    def request_heal(self) -> None:
+        """The database was found damaged elsewhere (delivery): heal it in the writer
+        thread, the one place that may swap the file under the heartbeats coming in."""
+        self._heal_requested.set()
+        self._built.put([])
+
     def _run(self) -> None:
         """The writer thread: commits everything built so far in one transaction."""
-        store = HeartbeatStore(self.store_path)
+        self._store = HeartbeatStore(self.store_path)
         try:
             ended = False
             while not ended:
                 batches, ended = _take(self._built, _built_size)
+                if self._heal_requested.is_set():
+                    self._heal()
                 if batches:
-                    self._commit(store, [request for batch in batches for request in batch])
+                    self._commit([request for batch in batches for request in batch])
         finally:
-            store.close()
+            self._store.close()
 
-    def _commit(self, store: HeartbeatStore, group: list[Built]) -> None:
+    def _heal(self) -> bool:
+        """Have the damaged database set aside and reopen; whether it was."""
+        self._heal_requested.clear()
+        if self.heal is None:
+            return False
+        self._store.close()
+        try:
+            self.heal()
+        except Exception:  # the writer must outlive it: heartbeats are refused, not lost
+            log.exception("the damaged database could not be set aside")
+            return False
+        finally:
+            self._store = HeartbeatStore(self.store_path)
+        return True
+
+    def _commit(self, group: list[Built], healed: bool = False) -> None:
         rows = [(hb, routes) for built, _ in group for hb, routes, _ in built]
         try:
-            store.add(rows, [hb_payload for built, _ in group for _, _, hb_payload in built])
+            self._store.add(rows, [hb_payload for built, _ in group for _, _, hb_payload in built])
         except Exception as exc:
+            if is_damage(exc) and not healed and self._heal():
+                self._commit(group, healed=True)  # once, into the fresh database
+                return
             if len(group) > 1:
                 # One client's bad request must not cost the others theirs: commit each alone.
                 for request in group:
-                    self._commit(store, [request])
+                    self._commit([request], healed)
                 return
             log.error("cannot store %d heartbeat(s): %s", len(rows), exc)
             group[0][1](exc)
@@ -189,3 +220,18 @@ class _LoopNotifier:
                 settle(outcome)
             except Exception:
                 log.exception("settling a stored request failed")
+
+
+def store_directly(settings: Any, heartbeats: Sequence[Heartbeat]) -> int:
+    """Build, route and commit heartbeats in this process, without a daemon (WAL and a
+    busy timeout make it safe beside one); how many were stored."""
+    from agent.builder import detect_options
+    from agent.destinations import configured_destinations
+    from agent.detect import Detector
+
+    builder = HeartbeatBuilder(Detector(detect_options(settings)))
+    router = Router(tuple(configured_destinations(settings)))
+    rows = [(hb, router.route(hb)) for hb in map(builder.complete, heartbeats) if hb is not None]
+    with HeartbeatStore(settings.database_path()) as store:
+        store.add(rows)
+    return len(rows)

@@ -24,7 +24,7 @@ import httpx
 
 from agent.config import KEY_SOURCES
 from agent.redact import redact
-from agent.store import HeartbeatStore, QueuedHeartbeat
+from agent.store import HeartbeatStore, QueuedHeartbeat, is_damage
 from agent.useragent import request_headers
 
 log = logging.getLogger(__name__)
@@ -278,6 +278,8 @@ class Sender:
         try:
             counts = self._store_results(settled)
         except sqlite3.Error as exc:
+            if is_damage(exc):
+                raise  # not a passing trouble: the database is set aside and healed
             self._unrecorded = list(settled)
             self.status.last_error = (
                 f"cannot record what the server answered ({exc}): {len(settled)} heartbeat(s)"
@@ -429,8 +431,12 @@ class Sender:
         try:
             body = response.json()
         except ValueError:
-            body = response.text[:500]
+            body = _NotJson(response.text[:500])
         return response.status_code, body
+
+
+class _NotJson(str):
+    """The start of an answer that is not JSON."""
 
 
 def _kind_of(body: Any) -> str:
@@ -440,7 +446,7 @@ def _kind_of(body: Any) -> str:
         return f"a JSON object ({keys})" if keys else "an empty JSON object"
     if isinstance(body, list):
         return f"a JSON list of {len(body)}"
-    if isinstance(body, str):
+    if isinstance(body, _NotJson):
         text = body.lstrip().lower()
         if text.startswith(("<!doctype html", "<html")):
             return "an HTML page"
@@ -457,8 +463,9 @@ class DeliveryLoop:
     """Runs a Sender in its own thread: at once while there is progress, after the backoff
     delay on failures, and otherwise asleep until woken (no polling while idle)."""
 
-    def __init__(self, sender: Sender) -> None:
+    def __init__(self, sender: Sender, on_damaged: Callable[[], None] = lambda: None) -> None:
         self.sender = sender
+        self.on_damaged = on_damaged  # the database turned out damaged: have it healed
         self._wake = threading.Event()  # new heartbeats: ends an idle or paused wait
         self._force = threading.Event()  # a flush or new credentials: ends a backoff wait too
         self._stop = threading.Event()
@@ -491,7 +498,11 @@ class DeliveryLoop:
             try:
                 result = self.sender.step()
             except Exception as exc:  # the loop must outlive any one failure
-                log.exception("%s: delivery step failed", self.sender.endpoint.name)
+                if is_damage(exc):
+                    log.error("%s: the database is damaged: %s", self.sender.endpoint.name, exc)
+                    self.on_damaged()
+                else:
+                    log.exception("%s: delivery step failed", self.sender.endpoint.name)
                 self.sender.status.last_error = redact(f"delivery step failed: {exc}")
                 result = StepResult(Step.RETRY, self.sender.backoff.next_delay())
             if result.step is Step.PROGRESS:

@@ -163,6 +163,14 @@ def _store_error(path: Path, exc: sqlite3.DatabaseError | OSError) -> StoreError
     return StoreError(f"{path}: {exc}", unusable=True)
 
 
+def is_damage(exc: BaseException) -> bool:
+    """Whether an error says the database file itself is damaged (not a lock, a full disk)."""
+    return isinstance(exc, sqlite3.DatabaseError) and getattr(exc, "sqlite_errorname", None) in (
+        "SQLITE_CORRUPT",
+        "SQLITE_NOTADB",
+    )
+
+
 def _access_problem(path: Path) -> str | None:
     """Why the database's file or folder cannot be used, in words SQLite does not have."""
     if path.is_dir():
@@ -275,18 +283,44 @@ class HeartbeatStore:
         except StoreError as exc:
             if not exc.unusable:
                 raise
-            aside = path.with_name(f"{path.name}.broken-{_moment()}")
-            for suffix in ("", "-wal", "-shm"):
-                src = Path(str(path) + suffix)
-                if src.exists():
-                    src.replace(Path(str(aside) + suffix))
-            log.error(
-                "database %s cannot be used (%s); moved it to %s and started a fresh one",
-                path,
-                exc,
-                aside,
-            )
-            return cls(path), aside
+            return cls.set_aside(path, exc)
+
+    @classmethod
+    def wal_checked(cls, path: Path) -> HeartbeatStore:
+        """Open, after setting aside a WAL another database wrote (for the commands that
+        open the queue without a daemon: the compat command's fallback, `agent queue`)."""
+        _set_foreign_wal_aside(path)
+        return cls(path)
+
+    @classmethod
+    def set_aside(cls, path: Path, why: object) -> tuple[HeartbeatStore, Path]:
+        """Rename a damaged database aside (kept, for whoever wants to look), start a fresh
+        one, and copy into it every heartbeat that can still be read, still queued where
+        it was. Only where no other connection writes to it."""
+        from agent.salvage import Salvaged, salvage
+
+        aside = path.with_name(f"{path.name}.broken-{_moment()}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(path) + suffix)
+            if src.exists():
+                src.replace(Path(str(aside) + suffix))
+        store = cls(path)
+        try:
+            saved = salvage(aside, store)
+        except Exception:  # best effort: the fresh database must start all the same
+            log.exception("salvaging %s failed; it is kept as it is", aside)
+            saved = Salvaged()
+        log.error(
+            "database %s cannot be used (%s); moved it to %s and started a fresh one with"
+            " the %d heartbeat(s) still readable in it (%d queued; %d unreadable)",
+            path,
+            why,
+            aside,
+            saved.heartbeats,
+            saved.queued,
+            saved.lost,
+        )
+        return store, aside
 
     @classmethod
     def _open_checked(cls, path: Path) -> HeartbeatStore:
@@ -618,6 +652,16 @@ class HeartbeatStore:
         )
         return [HistoryRow(*row) for row in rows]
 
+    def has_heartbeats_not_from(self, user_agent_word: str, since: float) -> bool:
+        """Whether a heartbeat since ``since`` has a user agent without ``user_agent_word``
+        (a plugin's, when the word is the watcher's own)."""
+        row = self._db.execute(
+            "SELECT EXISTS (SELECT 1 FROM heartbeats WHERE time >= ?"
+            " AND instr(coalesce(user_agent, ''), ?) = 0)",
+            (since, user_agent_word),
+        ).fetchone()
+        return bool(row[0])
+
     def destination_report(self, name: str, url: str) -> dict[str, Any]:
         """A destination's entry in `agent status`, as far as the database knows it; the
         daemon adds its live error state (last_error, paused)."""
@@ -656,9 +700,9 @@ def _set_foreign_wal_aside(path: Path) -> Path | None:
     if why is None:
         return None
     aside = Path(f"{path}-wal.foreign-{_moment()}")
+    # Its index (-shm) stays: the first connection rebuilds it from the WAL now absent, and
+    # removing it under a process that has it mapped would split their views of the file.
     Path(f"{path}-wal").replace(aside)
-    with contextlib.suppress(FileNotFoundError):
-        Path(f"{path}-shm").unlink()  # the index of that WAL; SQLite makes a new one
     log.error(
         "%s-wal is another database's write-ahead log (%s); moved it to %s unread",
         path,

@@ -19,7 +19,9 @@ costs (less than the bare observer's CPU, measured in BENCHMARKS.md):
 * file events are translated and filtered on watchdog's emitter thread, without its event
   objects, its queue and its dispatcher thread;
 * the ignore rules are told of every folder, ``.gitignore`` and ``.git`` change the watch sees
-  (``IgnoreRules.track``), so they need not stat those again for every event.
+  (``IgnoreRules.track``), so they need not stat those again for every event;
+* a ``.git`` or ``.hg`` folder is watched on its own, not below: its lock files and refs tell
+  when the VCS itself writes the working tree (``agent.authorship``), for one watch a repository.
 
 Where those internals are missing (another watchdog release, another platform) every folder is
 watched, watchdog's own observer delivers every event, and the same rules filter them.
@@ -47,11 +49,13 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
+from agent.authorship import Signal, signals_of
 from agent.ignore import IgnoreRules
 
 logger = logging.getLogger(__name__)
 
 WriteCallback = Callable[[str, float], None]
+SignalCallback = Callable[[Signal, str, float], None]
 
 try:
     import array
@@ -69,6 +73,7 @@ try:
         InotifyFD: ("_check_inotify_fd", "_read_event_buffer", "_parse_event_buffer"),
         InotifyWatchGroup: (
             "_add_all_callbacks",
+            "_find_node_by_path",
             "_recursive_simulate",
             "_add_callback",
             "_build_event_source_path",
@@ -83,6 +88,10 @@ except ImportError:  # not Linux
 
 # Files whose change can change what the ignore rules say about the folders around them.
 _RULE_NAMES = (b".gitignore", b".git")
+# Files whose creation is a signal (a VCS taking its lock); other creations are not read.
+_SIGNAL_CREATES = (b"index.lock", b"wlock")
+# Ignored folders watched on their own all the same, for their signals.
+_VCS_META = (b".git", b".hg")
 
 # Once inotify has something to say, its reader waits while more keeps coming: it looks again
 # after GATHER_STEP, then after twice as long each time, GATHER_MAX in all, and reads as soon
@@ -130,7 +139,11 @@ if _CAN_PRUNE:
                 for wd, mask, cookie, name in events
                 # As watchdog: the only event with no watch that matters is an overflow.
                 if (wd != -1 or mask & InotifyConstants.IN_Q_OVERFLOW)
-                and (mask & _FILE_CREATED != InotifyConstants.IN_CREATE or name in _RULE_NAMES)
+                and (
+                    mask & _FILE_CREATED != InotifyConstants.IN_CREATE
+                    or name in _RULE_NAMES
+                    or name in _SIGNAL_CREATES
+                )
             ]
 
     @dataclass(eq=False)
@@ -140,6 +153,8 @@ if _CAN_PRUNE:
 
         prune: Callable[[bytes], bool] = lambda _path: False
         rules_changed: Callable[[bytes], None] = lambda _path: None
+        # A folder that could not be watched (the inotify watch limit), below the root.
+        watch_failed: Callable[[bytes, OSError], None] = lambda _path, _exc: None
 
         def on_event(self, event: InotifyEvent) -> None:
             """Runs on the inotify reader thread, before any later event is even queued."""
@@ -147,8 +162,9 @@ if _CAN_PRUNE:
                 changed = self._build_event_source_path(event)
             else:
                 changed = None
-            # The only file creations read are of rule files: their IN_CLOSE_WRITE is the write.
-            if event.is_directory or not event.is_create:
+            # The only file creations read are of rule files (their IN_CLOSE_WRITE is the write)
+            # and of VCS locks (a signal).
+            if event.is_directory or not event.is_create or event.name in _SIGNAL_CREATES:
                 super().on_event(event)
             if changed is not None:
                 # After a new folder's walk: whatever the walk found is not evented again.
@@ -158,24 +174,52 @@ if _CAN_PRUNE:
             self.rules_changed(self.path)
             super().on_queue_overflow()
 
-        def _add_all_callbacks(self, path: bytes) -> None:
-            if path != self.path and self.prune(path):
-                return
-            if path not in self._active_callbacks_by_path:
+        def _skipped(self, path: bytes) -> bool:
+            """Whether not to descend into ``path``: an ignored folder gets no watch, except a
+            VCS metadata folder, which gets one of its own (for its lock files)."""
+            if not self.prune(path):
+                return False
+            if os.path.basename(path) in _VCS_META and path not in self._active_callbacks_by_path:
                 self._add_callback(path)
+            return True
+
+        def _add_all_callbacks(self, path: bytes) -> None:
+            if path != self.path and self._skipped(path):
+                return
+            if path not in self._active_callbacks_by_path and not self._watched(path):
+                return
             if not (self.is_recursive and os.path.isdir(path)):
                 return
             for folder, dirnames, _ in os.walk(path, followlinks=self.follow_symlink):
                 kept = []
                 for name in dirnames:
                     full = os.path.join(folder, name)
-                    if (not self.follow_symlink and os.path.islink(full)) or self.prune(full):
+                    if (not self.follow_symlink and os.path.islink(full)) or self._skipped(full):
                         continue
                     # `mkdir -p a/b` reports b after a's walk already watched it
-                    if full not in self._active_callbacks_by_path:
-                        self._add_callback(full)
+                    if full not in self._active_callbacks_by_path and not self._watched(full):
+                        continue  # past the limit: what fits stays watched
                     kept.append(name)
                 dirnames[:] = kept
+
+        def _watched(self, path: bytes) -> bool:
+            """Add a watch; a folder below the root that inotify refuses is reported and
+            left out (the root itself failing fails the watcher's start)."""
+            try:
+                self._add_callback(path)
+            except OSError as exc:
+                if path == self.path:
+                    raise
+                self.watch_failed(path, exc)
+                return False
+            node = self._find_node_by_path(path)
+            if (node is None or node.wd < 0) and os.access(path, os.R_OK | os.X_OK):
+                # Running, watchdog only logs the refusal: a folder still there, readable
+                # and not watched was refused for the watch limit (add_watch's only other
+                # failures are for folders gone or unreadable).
+                self.watch_failed(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+                return False
+            return True
 
         def _recursive_simulate(self, src_path: bytes) -> list[Any]:
             if src_path != self.path and self.prune(src_path):
@@ -201,6 +245,9 @@ if _CAN_PRUNE:
             def rules_changed(path: bytes) -> None:
                 ignore.changed(os.fsdecode(path))
 
+            def watch_failed(path: bytes, exc: OSError) -> None:
+                self._watcher.watch_failed(os.fsdecode(path), exc)
+
             self._inotify = _PrunedWatchGroup(
                 self._inotify_fd,
                 os.fsencode(self.watch.path),
@@ -209,6 +256,7 @@ if _CAN_PRUNE:
                 follow_symlink=self.watch.follow_symlink,
                 prune=prune,
                 rules_changed=rules_changed,
+                watch_failed=watch_failed,
             )
 
         def queue_events(self, timeout: float, *, full_events: bool = False) -> None:
@@ -304,9 +352,10 @@ def _distinct_roots(roots: Sequence[str]) -> list[str]:
 
 class FileWatcher:
     """Watches roots with watchdog; calls on_write(path, time) for each write of a file a
-    person may have made, and on_remove(path, time) for each file deleted or renamed away.
+    person may have made, on_remove(path, time) for each file deleted or renamed away, and
+    on_signal(signal, where, time) for each VCS lock, ref or lock file write (who is writing).
 
-    Both callbacks run on one of watchdog's threads (on Linux, one per root: with several
+    The callbacks run on one of watchdog's threads (on Linux, one per root: with several
     roots, they may run at once): hop them onto your own loop.
     """
 
@@ -319,12 +368,17 @@ class FileWatcher:
         clock: Callable[[], float] = time.time,
         follow_symlinks: bool = False,
         on_remove: WriteCallback | None = None,
+        on_signal: SignalCallback | None = None,
     ) -> None:
         self.roots = _distinct_roots(roots)
         self.watching: list[str] = []
+        # Why some folders are not watched (the inotify watch limit), for `agent status`.
+        self.problem: str | None = None
+        self._unwatched = 0
         self.ignore = ignore
         self._on_write = on_write
         self._on_remove = on_remove
+        self._on_signal = on_signal
         self._clock = clock
         self._follow_symlinks = follow_symlinks
         self._observer: BaseObserver | None = None
@@ -373,8 +427,23 @@ class FileWatcher:
             self.ignore.untrack(root)
         self.watching = []
 
+    def watch_failed(self, folder: str, exc: OSError) -> None:
+        """A folder inotify would not watch: the rest goes on, and status says so."""
+        self._unwatched += 1
+        first = self.problem is None
+        self.problem = (
+            f"{watch_limit_hint(exc)}: {self._unwatched} folder(s) not watched, such as"
+            f" {folder}; reload (SIGHUP) once it is raised"
+        )
+        if first:
+            logger.error("%s", self.problem)
+
     def report(self, root: str, *, removed: str | None = None, written: str | None = None) -> None:
-        """Pass one translated event on (a move is both), unless the ignore rules reject it."""
+        """Pass one translated event on (a move is both), unless the ignore rules reject it;
+        signals (``authorship.signals_of``) first, though their paths are ignored."""
+        if self._on_signal is not None:
+            for kind, where in signals_of(removed, written):
+                self._on_signal(kind, where, self._clock())
         for path, callback in ((removed, self._on_remove), (written, self._on_write)):
             if path is None or callback is None:
                 continue

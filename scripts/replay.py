@@ -57,6 +57,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from agent.authorship import Signal, signals_of  # noqa: E402
 from agent.ignore import IgnoreRules  # noqa: E402
 from agent.policy import ActivityPolicy, FileActivity, PolicySettings  # noqa: E402
 from agent.stats import durations  # noqa: E402
@@ -273,13 +274,26 @@ def _project_key(root: str) -> Callable[[str], str]:
     return lambda path: folder_project(os.path.dirname(path))
 
 
-class _Events:
+WRITTEN, REMOVED = "written", "removed"
+
+
+def deliver(policy: ActivityPolicy, what: str, path: str, at: float) -> None:
+    """One watcher event to the policy, as the daemon hands it over."""
+    if what == WRITTEN:
+        policy.file_written(path, at)
+    elif what == REMOVED:
+        policy.file_removed(path, at)
+    else:
+        policy.signal(Signal(what), path, at)
+
+
+class Events:
     """Watcher callbacks → a queue the replay loop drains; barrier files are answered here."""
 
     BARRIER = ".replay-barrier-"
 
     def __init__(self) -> None:
-        self.queue: queue.Queue[tuple[bool, str, float]] = queue.Queue()
+        self.queue: queue.Queue[tuple[str, str, float]] = queue.Queue()
         self._barrier_seen = threading.Condition()
         self._barrier_count = -1
 
@@ -290,11 +304,20 @@ class _Events:
                 self._barrier_count = max(self._barrier_count, int(name[len(self.BARRIER) :]))
                 self._barrier_seen.notify_all()
         else:
-            self.queue.put((True, path, at))
+            self.queue.put((WRITTEN, path, at))
 
     def remove(self, path: str, at: float) -> None:
         if not os.path.basename(path).startswith(self.BARRIER):
-            self.queue.put((False, path, at))
+            self.queue.put((REMOVED, path, at))
+
+    def signal(self, kind: Signal, where: str, at: float) -> None:
+        self.queue.put((str(kind), where, at))
+
+    def watcher(self, root: str, ignore: IgnoreRules, clock: Callable[[], float]) -> FileWatcher:
+        """A FileWatcher on ``root`` reporting here."""
+        return FileWatcher(
+            [root], ignore, self.write, clock=clock, on_remove=self.remove, on_signal=self.signal
+        )
 
     def barrier(self, root: str, number: int) -> None:
         """Write barrier file ``number``; wait until watchdog delivered it (so all before it)."""
@@ -311,13 +334,10 @@ class _Events:
     def feed(self, policy: ActivityPolicy) -> None:
         while True:
             try:
-                written, path, at = self.queue.get_nowait()
+                what, path, at = self.queue.get_nowait()
             except queue.Empty:
                 return
-            if written:
-                policy.file_written(path, at)
-            else:
-                policy.file_removed(path, at)
+            deliver(policy, what, path, at)
 
 
 class _VirtualClock:
@@ -392,6 +412,8 @@ def _replay_simulated(
             events = _simulated_events(op, root)
             apply(op, root)
             for written, path in events:
+                for kind, where in signals_of(None if written else path, path if written else None):
+                    policy.signal(kind, where, at)
                 if not ignore.ignored(path, root=root):
                     (policy.file_written if written else policy.file_removed)(path, at)
     _drain_due(policy, math.inf, heartbeats)
@@ -404,8 +426,8 @@ def _replay_watched(
     policy: ActivityPolicy,
     heartbeats: list[FileActivity],
 ) -> None:
-    events, clock = _Events(), _VirtualClock()
-    watcher = FileWatcher([root], ignore, events.write, clock=clock, on_remove=events.remove)
+    events, clock = Events(), _VirtualClock()
+    watcher = events.watcher(root, ignore, clock)
     watcher.start()
     try:
         for number, (at, ops) in enumerate(_groups(trace.ops)):
@@ -428,7 +450,7 @@ def _replay_realtime(
     heartbeats: list[FileActivity],
     speed: float,
 ) -> None:
-    events = _Events()
+    events = Events()
     started = time.monotonic()
 
     def clock() -> float:
@@ -443,12 +465,12 @@ def _replay_realtime(
                 continue
             wake = min(moment, deadline if deadline is not None else math.inf)
             try:
-                written, path, at = events.queue.get(timeout=(wake - now) / speed)
+                what, path, at = events.queue.get(timeout=(wake - now) / speed)
             except queue.Empty:
                 continue
-            (policy.file_written if written else policy.file_removed)(path, at)
+            deliver(policy, what, path, at)
 
-    watcher = FileWatcher([root], ignore, events.write, clock=clock, on_remove=events.remove)
+    watcher = events.watcher(root, ignore, clock)
     watcher.start()
     try:
         for at, ops in _groups(trace.ops):

@@ -26,6 +26,7 @@ LOGIN_PAGE = b"<!DOCTYPE html><html><body><form>Sign in</form></body></html>"
         (b"", "text/plain", "an empty body"),
         (b"\x00\xffgarbage", "application/octet-stream", "not JSON"),
         (b'{"status":"ok"}', "application/json", "a JSON object (status)"),
+        (b'"ok"', "application/json", "a bare JSON value"),
         (b'{"responses":[[{"data":{}},201]]}', "application/json", "a JSON object (responses)"),
     ],
 )

@@ -23,6 +23,8 @@ def test_a_new_key_and_new_roots_apply_and_the_queue_is_kept(tmp_path: Path) -> 
     now = time.time()
     with FakeWakaTime(api_key="waka_new_key") as waka:
         env = agent_env(tmp_path, waka.url, api_key=None, **config(settings, "waka_old_key", first))
+        # The watcher's heartbeat leaves at once, not a minute later for plugins' late reports.
+        env["HEARTBEAT_AGENT_HEARTBEATS__PLUGIN_WAIT"] = "0"
         with AgentProcess(env, workdir(tmp_path)) as agent:
             send(env, [heartbeat(f"/code/f{i}.py", now - 100 + i) for i in range(30)])
             agent.wait_for_log("delivery paused")  # the old key is refused: all stay queued

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -32,15 +31,6 @@ FAST = [
     for path in TRACES
     if (trace := replay.load_trace(path)).duration <= 300 and len(trace.ops) <= 5_000
 ]
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A tmpfs where there is one: replays create thousands of files, the watcher works alike."""
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        return str(shm)
-    return str(tmp_path_factory.mktemp("replays"))
 
 
 def write_trace(path: Path, truth: dict[str, object], ops: list[dict[str, object]]) -> Path:

@@ -117,3 +117,19 @@ def test_status_of_a_stranger_answering_oddly_is_one_line(env: dict[str, str]) -
         listener.close()
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "answered a status without pid" in done.stderr
+
+
+def test_heartbeats_the_daemon_could_not_store_are_queued_by_the_command(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # A daemon whose database failed under it answers `not stored`: not a refusal of the
+    # heartbeats, so the command keeps them itself instead of exiting 1.
+    listener = Listener(socket_path(env), {"ok": False, "error": "not stored: disk I/O error"})
+    try:
+        done = run(env, "heartbeat", "--entity", str(tmp_path / "b.py"), "--write")
+    finally:
+        listener.close()
+    assert len(listener.received) == 1
+    with sqlite3.connect(env["HEARTBEAT_AGENT_QUEUE__PATH"]) as db:
+        assert db.execute("SELECT entity FROM heartbeats").fetchall() == [(str(tmp_path / "b.py"),)]
+    assert done.returncode == 104, done  # queued offline, no key configured: not 1

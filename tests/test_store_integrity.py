@@ -139,3 +139,26 @@ def test_a_full_disk_while_recording_a_delivery_sends_nothing_twice(
     assert received == Counter((hb.entity, hb.time) for hb in sent)  # each once
     assert store.counts().delivered == 60 and sender.status.last_error is None
     store.close()
+
+
+def test_setting_a_damaged_database_aside_keeps_every_readable_heartbeat(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    with HeartbeatStore(path) as store:
+        queue(store, beats(300))
+        store.mark_delivered("default", range(1, 11))  # history: not to be sent again
+        pages = store._db.execute(
+            "SELECT pageno, ncell FROM dbstat WHERE name = 'heartbeats' AND pagetype = 'leaf'"
+            " ORDER BY pageno"
+        ).fetchall()
+        (page_size,) = store._db.execute("PRAGMA page_size").fetchone()
+    pageno, cells = pages[len(pages) // 2]  # a leaf in the middle, zeroed as a torn write
+    data = bytearray(path.read_bytes())
+    data[(pageno - 1) * page_size : pageno * page_size] = bytes(page_size)
+    path.write_bytes(bytes(data))
+    store, aside = HeartbeatStore.open_or_reset(path)
+    with store:
+        assert aside is not None
+        counts = store.counts()
+        assert counts.queued == 300 - 10 - cells  # all but the rows of the zeroed page
+        assert counts.delivered == 0
+        assert len(store.history(0, NOW + 1000)) == 300 - cells

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.authorship import Signal
 from agent.ignore import IgnoreRules
 from agent.watcher import FileWatcher
 
@@ -34,6 +35,9 @@ class Recorder:
 
     def remove(self, path: str, at: float) -> None:
         self._record("remove", path, at)
+
+    def signal(self, kind: Signal, where: str, at: float) -> None:
+        self._record(str(kind), where, at)
 
     def _record(self, kind: str, path: str, at: float) -> None:
         with self._changed:
@@ -165,18 +169,20 @@ def test_ignored_folders_get_no_watch_even_when_created_later(root: Path) -> Non
         (root / "node_modules" / f"m{index}").mkdir(parents=True)
     (root / ".gitignore").write_text("/out/\n")
     (root / "out" / "a").mkdir(parents=True)
+    (root / ".git" / "objects" / "ab").mkdir(parents=True)
     recorder = Recorder(root)
     before = inotify_watch_count()
     watcher = FileWatcher([str(root)], IgnoreRules(), recorder.write)
     watcher.start()
     try:
         assert watcher.prunes_ignored_folders == sys.platform.startswith("linux")
-        assert inotify_watch_count() - before == 2  # the root and src
+        # the root, src, and .git alone (for its lock files; not objects below it)
+        assert inotify_watch_count() - before == 3
         (root / "dist" / "assets").mkdir(parents=True)
         (root / "dist" / "assets" / "app.js").write_text("x")
         (root / "lib").mkdir()
         recorder.sync(root / "lib")
-        assert inotify_watch_count() - before == 3  # lib, not dist
+        assert inotify_watch_count() - before == 4  # lib, not dist
         assert recorder.sync() == []
     finally:
         watcher.stop()
@@ -336,3 +342,36 @@ def test_a_folder_moved_in_brings_its_gitignore(
     events = recorder.sync(root / "src" / "vendored")
     assert ("write", "src/vendored/b.log") not in events
     assert ("write", "src/vendored/c.py") in events
+
+
+def test_a_git_checkout_is_bracketed_by_its_lock_in_the_order_git_wrote(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    (repo / "a.py").write_text("1\n")
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    subprocess.run([*git, "checkout", "-qb", "other"], check=True)
+    (repo / "a.py").write_text("2\n")
+    subprocess.run([*git, "commit", "-qam", "two"], check=True)
+    recorder = Recorder(repo)
+    watcher = FileWatcher(
+        [str(repo)],
+        IgnoreRules(),
+        recorder.write,
+        on_remove=recorder.remove,
+        on_signal=recorder.signal,
+    )
+    watcher.start()
+    try:
+        subprocess.run([*git, "checkout", "-q", "main"], check=True)
+        events = recorder.sync()
+    finally:
+        watcher.stop()
+    lock, write, unlock = (
+        events.index(("vcs-lock", ".")),
+        events.index(("write", "a.py")),
+        events.index(("vcs-unlock", ".")),
+    )
+    assert lock < write < unlock
+    assert ("vcs-ref", ".") in events[unlock:]  # HEAD moved after the working tree

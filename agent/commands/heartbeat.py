@@ -41,7 +41,6 @@ LOCAL_BUILD = "<local-build>"
 DAEMON_TIMEOUT = 10.0
 HARMLESS = (
     "metrics",
-    "sync_ai_activity",
     "sync_ai_disabled",
     "send_diagnostics_on_errors",
     "log_to_stdout",
@@ -101,6 +100,8 @@ def _dispatch(args: CompatArgs, log: CompatLog) -> int:
         return _offline_count()
     if args.print_offline_heartbeats is not None:
         return _print_offline(args.print_offline_heartbeats)
+    if args.sync_ai_activity:
+        return _sync_ai(args, log)
     if any(getattr(args, name) for name in HARMLESS):
         return ExitCode.SUCCESS
     log.write("warning", "one of --entity, --today, --version, --config-read, ... is needed")
@@ -131,6 +132,10 @@ def _heartbeat(args: CompatArgs, log: CompatLog) -> int:
             log.write("warning", f"{exc}; writing to the queue directly")
         else:
             log.debug(f"{exc}; writing to the queue directly")
+        return _heartbeat_offline(args, items, log, socket_file())
+    if not answer.get("ok") and str(answer.get("error")).startswith("not stored"):
+        # The daemon took them but could not commit them: they are not lost yet.
+        log.write("warning", f"{answer.get('error')}; writing to the queue directly")
         return _heartbeat_offline(args, items, log, socket_file())
     return _acknowledged(answer, [label for label, _ in items], log)
 
@@ -216,7 +221,7 @@ def _heartbeat_offline(
         complete = builder.complete(heartbeat)
         if complete is not None:
             rows.append((complete, router.route(complete)))
-    with HeartbeatStore(settings.database_path()) as store:
+    with HeartbeatStore.wal_checked(settings.database_path()) as store:
         store.add(rows)
     log.debug(f"no daemon: {len(rows)} heartbeat(s) written to {settings.database_path()}")
     if any(problem.startswith("heartbeat:") for problem in problems):
@@ -348,6 +353,34 @@ def _sync_offline(log: CompatLog) -> int:
     except DaemonUnavailable as exc:
         log.write("warning", f"sync-offline-activity: {exc}; the queue is sent when it runs")
         return ExitCode.ERR_API
+    return ExitCode.SUCCESS
+
+
+def _sync_ai(args: CompatArgs, log: CompatLog) -> int:
+    """`--sync-ai-activity` (AI plugins send only this, about once a minute): a nudge to
+    the daemon, which follows the transcripts anyway and knows whether it may; without a
+    daemon, one pass here, unless `sync_ai_disabled` says not to."""
+    if args.sync_ai_disabled:
+        return ExitCode.SUCCESS
+    try:
+        _ask({"op": "sync_ai"})
+        return ExitCode.SUCCESS
+    except DaemonUnavailable as exc:
+        log.debug(f"sync-ai-activity: {exc}; reading the transcripts here")
+    settings = _settings(log)
+    if settings is None:
+        return ExitCode.ERR_CONFIG_FILE_PARSE
+    from agent.sources.ai.source import SyncBusy, ai_sync_disabled, sync_once
+
+    if not settings.ai.enabled or ai_sync_disabled(_cfg_path(args)):
+        log.debug("sync-ai-activity: turned off ([ai] enabled, sync_ai_disabled)")
+        return ExitCode.SUCCESS
+    try:
+        stored = sync_once(settings)
+    except SyncBusy as exc:
+        log.debug(f"sync-ai-activity: {exc}; skipped")
+        return ExitCode.SUCCESS
+    log.debug(f"sync-ai-activity: {stored} heartbeat(s) written to {settings.database_path()}")
     return ExitCode.SUCCESS
 
 

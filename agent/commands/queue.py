@@ -86,7 +86,7 @@ def open_store(settings: Settings) -> Iterator[HeartbeatStore | None]:
         yield None
         return
     try:
-        store = HeartbeatStore(path)
+        store = HeartbeatStore.wal_checked(path)
     except StoreError as exc:
         raise CommandError(f"cannot open the database: {exc}") from None
     with store:

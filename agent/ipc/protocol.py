@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 MAX_LINE = 1024 * 1024  # bytes, newline included
-OPS = ("heartbeat", "heartbeats", "status", "today", "flush", "ping")
+OPS = ("heartbeat", "heartbeats", "status", "today", "flush", "ping", "sync_ai", "why")
 MAX_BATCH = 10_000
 _WHITESPACE = " \t\n\r"
 

@@ -28,6 +28,8 @@ QUICK: dict[str, list[str]] = {
     "bench_burst.py": ["--files", "2000"],
     "bench_save.py": ["--saves", "3"],
     "bench_vs_wakatime_cli.py": ["--calls", "10"],
+    "bench_ai.py": ["--mb", "5", "--appends", "20", "--daemon-appends", "5"],
+    "bench_tool_runs.py": ["--only", "git-checkout-300", "ruff-format-100", "vim-only"],
 }
 TINY: dict[str, list[str]] = {
     "bench_compat.py": ["--calls", "2"],
@@ -38,6 +40,8 @@ TINY: dict[str, list[str]] = {
     "bench_burst.py": ["--files", "100", "--quiet", "1"],
     "bench_save.py": ["--saves", "1"],
     "bench_vs_wakatime_cli.py": ["--calls", "2"],
+    "bench_ai.py": ["--mb", "0.2", "--appends", "2", "--daemon-appends", "1"],
+    "bench_tool_runs.py": ["--only", "git-checkout-1"],
 }
 
 

@@ -101,23 +101,28 @@ def test_a_full_disk_while_a_delivery_is_recorded(tmp_path: Path, waka: FakeWaka
         assert status["last_error"] is None and status["delivered_total"] == COUNT
 
 
-def test_another_databases_wal_is_not_replayed_by_the_daemon(
-    tmp_path: Path, waka: FakeWakaTime
-) -> None:
-    env = agent_env(tmp_path, waka.url)
-    database = database_of(env)
+def plant_foreign_wal(database: Path, now: float) -> None:
+    """300 heartbeats queued in the database, and beside it the WAL of another one with 50,
+    as a crash leaves it."""
     database.parent.mkdir(parents=True)
-    now = time.time()
     with HeartbeatStore(database) as store:
         store.add(
             [(Heartbeat(f"/work/ours/f{i}.py", now - 600 + i), ["default"]) for i in range(300)]
         )
-    other = tmp_path / "other.sqlite3"
+    other = database.parent.parent / "other.sqlite3"
     with HeartbeatStore(other) as store:
         store.add(
             [(Heartbeat(f"/work/theirs/g{i}.py", now - 300 + i), ["default"]) for i in range(50)]
         )
         Path(f"{database}-wal").write_bytes(Path(f"{other}-wal").read_bytes())  # as left by a crash
+
+
+def test_another_databases_wal_is_not_replayed_by_the_daemon(
+    tmp_path: Path, waka: FakeWakaTime
+) -> None:
+    env = agent_env(tmp_path, waka.url)
+    database = database_of(env)
+    plant_foreign_wal(database, time.time())
     workdir = tmp_path / "work"
     workdir.mkdir()
     with AgentProcess(env, workdir) as agent:
@@ -130,6 +135,22 @@ def test_another_databases_wal_is_not_replayed_by_the_daemon(
     aside = status["database_reset"]
     assert aside and aside.startswith(f"{database}-wal.foreign-") and Path(aside).exists()
     assert "another database's write-ahead log" in agent.log
+
+
+def test_another_databases_wal_is_not_replayed_by_the_compat_command(tmp_path: Path) -> None:
+    env = agent_env(tmp_path, "http://127.0.0.1:9/api/v1")
+    database = database_of(env)
+    plant_foreign_wal(database, time.time())
+    entity = tmp_path / "offline.py"
+    done = subprocess.run(
+        [WAKATIME_CLI, "--entity", str(entity), "--write"], env=env, stdin=subprocess.DEVNULL
+    )
+    assert done.returncode == 102  # queued offline, as wakatime-cli says it
+    with sqlite3.connect(database) as db:
+        entities = [entity for (entity,) in db.execute("SELECT entity FROM heartbeats")]
+    assert len(entities) == 301 and str(entity) in entities
+    assert not any(entity.startswith("/work/theirs/") for entity in entities)
+    assert list(database.parent.glob(f"{database.name}-wal.foreign-*"))
 
 
 def test_a_slow_daemon_and_the_compat_fallback_store_one_copy(
@@ -165,3 +186,42 @@ def test_a_slow_daemon_and_the_compat_fallback_store_one_copy(
         (rows,) = db.execute("SELECT count(*) FROM heartbeats WHERE entity = ?", (str(entity),))
         assert rows == (1,)
     assert [hb["entity"] for hb in waka.received] == [str(entity)]
+
+
+def test_a_database_damaged_while_running_is_healed(tmp_path: Path, waka: FakeWakaTime) -> None:
+    waiting = [True]
+    waka.fault_plan(lambda _: Fault.fail(503) if waiting[0] else None)
+    env = agent_env(tmp_path, waka.url)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    before = make_heartbeats(300, time.time() - 3600)
+    after = make_heartbeats(5, time.time() - 60, "/work/after/f")
+    with AgentProcess(env, workdir) as agent:
+        assert send(env, before) == 300
+        database = database_of(env)
+        with sqlite3.connect(database) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            index_pages = [
+                pageno
+                for (pageno,) in db.execute(
+                    "SELECT pageno FROM dbstat WHERE name = 'heartbeats_by_identity'"
+                )
+            ]
+            (page_size,) = db.execute("PRAGMA page_size").fetchone()
+        with open(database, "r+b") as file:  # the index every new heartbeat is checked in
+            for pageno in index_pages:
+                file.seek((pageno - 1) * page_size)
+                file.write(bytes(page_size))
+        with sqlite3.connect(database) as db:  # a write elsewhere: the daemon reads afresh
+            db.execute("UPDATE store_identity SET writes = writes + 1")
+        assert send(env, after) == 5  # stored, in a fresh database
+        status = ask(env, "status")
+        assert status["database_reset"] and status["queued"] == 305
+        waiting[0] = False
+        assert ask(env, "flush")["ok"]
+        wait_until(lambda: queued(env) == 0, "the queue to drain")
+        assert agent.stop() == 0
+    assert identities(waka.received) == identities(before + after)
+    assert "Traceback" not in agent.log
+    [line] = [line for line in agent.lines if "cannot be used" in line]
+    assert "damaged while running" in line and "305" not in line and "300 heartbeat(s)" in line

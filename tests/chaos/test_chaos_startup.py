@@ -118,30 +118,52 @@ def set_limit(pid: int, limit: str, value: int) -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("limit", "value", "said"),
-    [
-        ("max_inotify_instances", 0, "inotify instance limit reached"),
-        ("max_inotify_watches", 3, "inotify watch limit reached"),
-    ],
-)
-def test_an_inotify_limit_leaves_the_daemon_running_without_the_watcher(
-    tmp_path: Path, workdir: Path, limit: str, value: int, said: str
+def test_the_inotify_instance_limit_leaves_the_daemon_running_without_the_watcher(
+    tmp_path: Path, workdir: Path
 ) -> None:
-    for index in range(10):  # more folders than the watch limit lets it watch
-        (workdir / f"pkg{index}").mkdir()
+    limit = "max_inotify_instances"
     with FakeWakaTime() as waka:
         env = agent_env(tmp_path, waka.url)
-        with AgentProcess(env, workdir, prefix=in_namespace(limit, value)) as agent:
+        with AgentProcess(env, workdir, prefix=in_namespace(limit, 0)) as agent:
             status = ask(env, "status")
-            assert status["watching"] == [] and said in status["watch_problem"]
+            assert status["watching"] == []
+            assert "inotify instance limit reached" in status["watch_problem"]
             assert send(env, make_heartbeats(3, time.time() - 60)) == 3
             waka.wait_for(3)  # the plugins' heartbeats still count
             assert agent.proc is not None
-            set_limit(agent.proc.pid, limit, 1000)
+            set_limit(agent.proc.pid, limit, 100)
             agent.proc.send_signal(signal.SIGHUP)
             wait_until(lambda: ask(env, "status")["watching"] == [str(workdir)], "the watcher")
             assert ask(env, "status")["watch_problem"] is None
             assert agent.stop() == 0
         [line] = [line for line in agent.lines if "file watcher off" in line]
-        assert said in line and "Traceback" not in agent.log
+        assert "inotify instance limit reached" in line and "Traceback" not in agent.log
+
+
+def test_the_inotify_watch_limit_watches_what_fits_and_says_so(
+    tmp_path: Path, workdir: Path
+) -> None:
+    limit = "max_inotify_watches"
+    for index in range(10):
+        (workdir / f"pkg{index}").mkdir()
+    with FakeWakaTime() as waka:
+        env = agent_env(tmp_path, waka.url, HEARTBEAT_AGENT_HEARTBEATS__DEBOUNCE_SECONDS="0.1")
+        with AgentProcess(env, workdir, prefix=in_namespace(limit, 5)) as agent:
+            status = ask(env, "status")
+            assert status["watching"] == [str(workdir)]  # the root and four folders fit
+            problem = status["watch_problem"]
+            assert "inotify watch limit reached" in problem and ": 6 folder(s) not" in problem
+            (workdir / "late").mkdir()  # made while running: not watched either, and said
+            wait_until(
+                lambda: "7 folder(s)" in ask(env, "status")["watch_problem"], "the late folder"
+            )
+            (workdir / "top.py").write_text("print(1)\n")  # the root is still watched
+            assert waka.wait_for(1, timeout=30)[0]["entity"] == str(workdir / "top.py")
+            assert agent.proc is not None
+            set_limit(agent.proc.pid, limit, 1000)
+            agent.proc.send_signal(signal.SIGHUP)
+            wait_until(lambda: ask(env, "status")["watch_problem"] is None, "a full watch")
+            (workdir / "late" / "new.py").write_text("print(2)\n")
+            assert waka.wait_for(2, timeout=30)[1]["entity"] == str(workdir / "late" / "new.py")
+            assert agent.stop() == 0
+        assert "Traceback" not in agent.log

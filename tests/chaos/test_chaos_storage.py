@@ -89,9 +89,10 @@ def test_a_damaged_database_is_moved_aside_and_a_fresh_one_started(
     try:
         assert aside is not None and asides(path) == [aside]
         assert aside.read_bytes() == damaged  # kept as it was, for whoever wants to look
-        assert store.counts().queued == 0
+        salvaged = store.counts().queued  # what could still be read is queued again
+        assert salvaged == 0 if damage == "garbage" else 0 < salvaged < 3000
         store.add([(Heartbeat(entity="/src/new.py", time=1.8e9), ["default"])])
-        assert store.counts().queued == 1
+        assert store.counts().queued == salvaged + 1
     finally:
         store.close()
     [line] = [r.getMessage() for r in caplog.records if "cannot be used" in r.getMessage()]

@@ -1,0 +1,1 @@
+"""Where activity comes from, besides the watcher and the socket."""
