@@ -142,6 +142,7 @@ def test_another_databases_wal_is_not_replayed_by_the_compat_command(tmp_path: P
     database = database_of(env)
     plant_foreign_wal(database, time.time())
     entity = tmp_path / "offline.py"
+    entity.touch()  # the command skips missing files, as wakatime-cli
     done = subprocess.run(
         [WAKATIME_CLI, "--entity", str(entity), "--write"], env=env, stdin=subprocess.DEVNULL
     )
