@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 STATS_RETRY_DELAYS = (2.0, 4.0, 8.0, 10.0, 15.0)
 MAX_STATS_WAIT = 60.0
 NO_CREDENTIALS = f"no credentials: {KEY_SOURCES}"
+STATUS_BAR_ROUTE = "users/current/status_bar/today"
 
 
 class ApiError(Exception):
@@ -295,6 +296,11 @@ class WakaTimeApi:
 
     def user_agents(self) -> list[UserAgent]:
         return self._fetch(list[UserAgent], "users/current/user_agents", data_only=True)
+
+    def status_bar_today(self) -> dict[str, Any]:
+        """The server's `status_bar/today` answer as it is: what plugins print for
+        `--today` (DESIGN §2a), so it is passed on unread."""
+        return self._fetch(dict, STATUS_BAR_ROUTE)
 
     # ----- transport -----
 

@@ -15,10 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent import wakatime_cfg
-from agent.compat import project_root_count
 from agent.config import Settings
 from agent.detect import Detection, DetectionKey, DetectOptions, Detector
-from agent.detect.project import obfuscated_name
+from agent.detect.project import obfuscated_name, project_root_count
 from agent.heartbeat import Heartbeat
 from agent.privacy import Privacy, RulesCache, bool_or_regexes, privacy_rules
 from agent.useragent import full_user_agent
@@ -118,8 +117,9 @@ def _apply(hb: Heartbeat, found: Detection, rules: Privacy) -> bool:
     folder = found.project_root or os.path.dirname(found.entity)
     if hb.project and not found.named_by_project_file and rules.hides_project_of(folder):
         hb.project = obfuscated_name(folder)
-    if hb.project_root_count is None and found.project_root:
-        hb.project_root_count = project_root_count(found.project_root)
+    # The project's depth, from where detection found it, else the plugin's folder.
+    if hb.project_root_count is None and (root := found.project_root or hb.project_folder):
+        hb.project_root_count = project_root_count(root)
     return True
 
 

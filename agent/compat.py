@@ -568,9 +568,6 @@ def heartbeat_dicts(
         items.append((f"extra heartbeat {index}", item))
     for _label, item in items:
         _format_path(item)
-        folder = item.get("project_folder")
-        if "project_root_count" not in item and isinstance(folder, str) and folder:
-            item["project_root_count"] = project_root_count(folder)
     return items
 
 
@@ -656,12 +653,6 @@ def build_heartbeats(
         heartbeat.privacy = privacy or None
         heartbeats.append(heartbeat)
     return heartbeats, problems
-
-
-def project_root_count(folder: str) -> int:
-    """How deep a project folder is, as wakatime-cli counts it: slashes, with a trailing one."""
-    folder = folder.replace("\\", "/")
-    return folder.count("/") + (0 if folder.endswith("/") else 1)
 
 
 def _expand_home(entity: Any) -> Any:

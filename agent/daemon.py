@@ -22,15 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from agent import __version__, wakatime_cfg
-from agent.auth import default_credentials
 from agent.authorship import Signal
 from agent.builder import HeartbeatBuilder, detect_options, privacy_for
-from agent.config import ConfigError, Settings, load_settings
+from agent.config import Settings, load_settings
+from agent.deliveries import build_sender
 from agent.destinations import (
     DEFAULT,
     PLUGIN_PREFIX,
     Destination,
-    KeySource,
     Router,
     configured_destinations,
     plugin_server,
@@ -43,20 +42,12 @@ from agent.ipc.protocol import MAX_BATCH, ProtocolError
 from agent.ipc.server import IpcServer, prepare_socket_path
 from agent.policy import ActivityPolicy, PolicySettings
 from agent.privacy import flags_problem
-from agent.sender import (
-    NO_KEY,
-    DeliveryLoop,
-    Endpoint,
-    Sender,
-    basic_authorization,
-    display_url,
-)
+from agent.reports import DaemonReports, DaemonState
+from agent.sender import DeliveryLoop
 from agent.sources.ai import WriteClassifier
 from agent.sources.ai.tools import tools as ai_tools
-from agent.stats import iso_time
 from agent.store import HeartbeatStore, StoreError
-from agent.transport import DeliveryClient
-from agent.useragent import AGENT_PLUGIN, machine_name
+from agent.useragent import AGENT_PLUGIN
 from agent.watcher import FileWatcher, watch_limit_hint
 
 log = logging.getLogger(__name__)
@@ -69,19 +60,13 @@ class StartupError(Exception):
 
 
 PROJECT_MARKERS = (".git", ".hg", ".svn", ".wakatime-project")
-STATUS_BAR_ROUTE = "users/current/status_bar/today"
-STATUS_BAR_MAX_AGE = 60.0  # seconds the server's `--today` figure is reused
 RETENTION_INTERVAL = 86400.0  # the history is pruned at startup and then daily
 QUEUE_CHECK_INTERVAL = 60.0  # the queue is measured against [queue] max_queued at most this often
-TODAY_ROWS = 10  # rows of each breakdown in the `today` answer
-# A delivery request must be done within this many times [api] timeout, however slowly
-# the server trickles its answer.
-REQUEST_DEADLINE_FACTOR = 2
 WATCHED_BATCH_DELAY = 0.05  # seconds the watcher's events gather before the policy takes them
-WAKATIME_CFG_POLL = 2.0  # seconds between looks (one stat) at ~/.wakatime.cfg for changes
 PLUGINS_REMEMBERED = 7 * 86400.0  # seconds of history in which a plugin heartbeat counts
 WRITTEN, REMOVED = "written", "removed"  # the watcher's events that are not signals
 WatchedEvent = Signal | str
+WAKATIME_CFG_POLL = 2.0  # seconds between looks (one stat) at ~/.wakatime.cfg for changes
 
 
 class Daemon:
@@ -100,6 +85,9 @@ class Daemon:
         self.plugin_api_key: str | None = None
         # The servers plugins named with --api-url (and their --key), by destination name.
         self.plugin_servers: dict[str, Destination] = {}
+        self._cfg_poll: asyncio.TimerHandle | None = None
+        # What is wrong with ~/.wakatime.cfg (a line that is not INI), for status and plugins.
+        self.wakatime_cfg_problem: str | None = None
         self.clock = clock
         self.started = clock()
         self.database_reset: Path | None = None
@@ -116,17 +104,11 @@ class Daemon:
         self.ipc: IpcServer | None = None
         self.ai: Any = None  # the AI-transcript source, when enabled
         self.attribution = WriteClassifier()
-        self.server_today = CachedFetch(self._fetch_status_bar, clock)
-        self.commits = 0
-        self._local_status_bar: tuple[tuple[int, str], dict[str, Any]] | None = None
         self._retention: asyncio.TimerHandle | None = None
         self._reloading = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._queue_checked = float("-inf")
         self.over_max_queued = False
-        self._cfg_poll: asyncio.TimerHandle | None = None
-        # What is wrong with ~/.wakatime.cfg (a line that is not INI), for status and plugins.
-        self.wakatime_cfg_problem: str | None = None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -163,23 +145,24 @@ class Daemon:
         db_path = settings.database_path()
         self.store, self.database_reset = HeartbeatStore.open_or_reset(db_path)
         self._check_wakatime_cfg_lines()
-        self.detector = Detector(detect_options(settings))
-        self.builder = HeartbeatBuilder(self.detector, privacy_for(settings))
         self.destinations = configured_destinations(settings)
+        self.reports = DaemonReports(settings, self.destinations, self.clock)
         self.ingest = Ingest(
             db_path,
-            self.builder,
+            _builder(settings),
             Router(tuple(self.destinations)),
             self._on_committed,
             self._heal_database,
         )
         self.ingest.start()
         self._start_deliveries()
-        self.policy = ActivityPolicy(_policy_settings(settings), self._project_key)
         # Plugins in use (every WakaTime plugin needs ~/.wakatime.cfg, or one reported lately):
         # the watcher's heartbeats wait for their late reports from the start.
-        self.policy.plugins_in_use = self._wakatime_cfg_read is not None or (
-            self.store.has_heartbeats_not_from(AGENT_PLUGIN, self.clock() - PLUGINS_REMEMBERED)
+        self.policy = ActivityPolicy(
+            _policy_settings(settings),
+            self._project_key,
+            plugins_in_use=self._wakatime_cfg_read is not None
+            or self.store.has_heartbeats_not_from(AGENT_PLUGIN, self.clock() - PLUGINS_REMEMBERED),
         )
         self.ipc = IpcServer(settings.socket_path(), self.handle_request)
         await self.ipc.start()
@@ -378,8 +361,8 @@ class Daemon:
             return self._in_thread(self.status)
         if op == "today":
             if request.get("status_bar") is True:  # the plugins' `--today` (DESIGN §2a)
-                return self._in_thread(self.status_bar_answer)
-            return self._in_thread(self.today)
+                return self._in_thread(self.reports.status_bar)
+            return self._in_thread(self.reports.today)
         if op == "sync_ai":  # the plugins' --sync-ai-activity: a nudge, answered at once
             if self.ai is not None:
                 self.ai.nudge()
@@ -515,12 +498,12 @@ class Daemon:
         from now on and after reloads; a new key from that plugin replaces the old one."""
         if not server.name.startswith(PLUGIN_PREFIX):
             return  # a configured destination: delivered already
-        known = self.plugin_servers.get(server.name)
-        if known == server:
+        if self.plugin_servers.get(server.name) == server:
             return
         self.plugin_servers[server.name] = server
         self.destinations = [d for d in self.destinations if d.name != server.name] + [server]
-        self.ingest.router = Router(tuple(self.destinations))
+        self.ingest.reconfigure(self.ingest.builder, Router(tuple(self.destinations)))
+        self.reports.reconfigure(self.settings, self.destinations)
         if (old := self.deliveries.pop(server.name, None)) is not None:
             self._spawn(asyncio.to_thread(self._stop_delivery, old), "stopping a delivery")
         self._start_delivery(server)
@@ -532,9 +515,8 @@ class Daemon:
             return
         self.plugin_api_key = key
         loop = self.deliveries.get(DEFAULT)
-        if loop is not None and loop.sender.status.paused == NO_KEY:
-            loop.sender.status.paused = None  # until the server has its say on this key
-            loop.wake(force=True)
+        if loop is not None:
+            loop.credentials_offered()
 
     def _delivery_trouble(self) -> str | None:
         """The default destination's trouble, if any (DeliveryStatus.trouble). While it is
@@ -598,8 +580,7 @@ class Daemon:
     @staticmethod
     def _stop_delivery(loop: DeliveryLoop) -> None:
         loop.stop()
-        loop.sender.client.close()
-        loop.sender.store.close()
+        loop.sender.close()
 
     def _heal_database(self) -> None:
         """In the ingest's writer thread, its connection closed, once the database turned
@@ -618,21 +599,19 @@ class Daemon:
         finally:
             self._start_deliveries()
 
-    def _wake_deliveries(self, force: bool = False) -> None:
+    def _wake_deliveries(self) -> None:
         for loop in list(self.deliveries.values()):
-            loop.wake(force=force)
+            loop.wake()
 
     def flush(self) -> None:
         """Deliver now: no backoff wait, refused credentials tried again. The errors shown
         until then are cleared, so what `status` reports afterwards is this attempt's."""
         for loop in list(self.deliveries.values()):
-            loop.sender.status.last_error = None
-            loop.sender.status.paused = None
-        self._wake_deliveries(force=True)
+            loop.flush()
 
     def _on_committed(self) -> None:
         """From the ingest thread, after each commit: deliver, and watch the queue's size."""
-        self.commits += 1  # the local history changed: cached summaries of it are stale
+        self.reports.history_changed()
         self._wake_deliveries()
         now = self.clock()
         if now - self._queue_checked >= QUEUE_CHECK_INTERVAL:
@@ -700,8 +679,7 @@ class Daemon:
                 settings = await asyncio.to_thread(self._reload_settings)
                 destinations = configured_destinations(settings)
                 destinations += self.plugin_servers.values()
-                detector = Detector(detect_options(settings))
-                rules = privacy_for(settings)
+                builder = _builder(settings)
             except Exception as exc:
                 log.error("reload refused, keeping the running configuration: %s", exc)
                 return False
@@ -709,11 +687,9 @@ class Daemon:
             self._check_wakatime_cfg_lines()
             self.settings = settings
             self.destinations = destinations
-            self.ingest.router = Router(tuple(destinations))
-            self.detector = detector
-            self.builder.detector = detector
-            self.builder.rules = rules
-            self.policy.settings = _policy_settings(settings)
+            self.ingest.reconfigure(builder, Router(tuple(destinations)))
+            self.reports.reconfigure(settings, destinations)
+            self.policy.reconfigure(_policy_settings(settings))
             await asyncio.to_thread(self._stop_deliveries)
             self._start_deliveries()
             if self.watcher:
@@ -741,184 +717,25 @@ class Daemon:
         return [destination.name for destination in self.destinations]
 
     def status(self) -> dict[str, Any]:
-        with self._reader() as store:
-            counts = store.counts(among=self.destination_names())
-            destinations = []
-            last_error = self.wakatime_cfg_problem
-            for destination in self.destinations:
-                report = store.destination_report(destination.name, display_url(destination.url))
-                loop = self.deliveries.get(destination.name)
-                if destination.problem:
-                    report.update(last_error=None, paused=destination.problem)
-                    last_error = last_error or destination.problem
-                elif loop is not None:
-                    state = loop.sender.status
-                    report.update(last_error=state.last_error, paused=state.paused)
-                    last_error = last_error or state.paused or state.last_error
-                destinations.append(report)
-            return {
-                "pid": os.getpid(),
-                "version": __version__,
-                "uptime_seconds": round(self.clock() - self.started, 3),
-                "watching": self.watcher.roots if self.watcher else [],
-                "watch_problem": self.watch_problem or (self.watcher and self.watcher.problem),
-                "queued": counts.queued,
-                "rejected": counts.rejected,
-                "delivered_total": counts.delivered,
-                "last_delivery": iso_time(store.last_delivery()),
-                "last_error": last_error,
-                "max_queued": self.settings.queue.max_queued,
-                "today_seconds": self.today()["total_seconds"],
-                "database": str(self.settings.database_path()),
-                "database_reset": str(self.database_reset) if self.database_reset else None,
-                "socket": str(self.settings.socket_path()),
-                "destinations": destinations,
-                "config_problem": self.config_problem(),
-            }
-
-    def today(self) -> dict[str, Any]:
-        """Today's time from the local history, with its top projects, languages …"""
-        from agent.stats import today_summary
-
-        timeout = self.settings.heartbeats.duration_timeout
-        with self._reader() as store:
-            summary = today_summary(store.history, self.clock(), timeout)
-        return {**summary.to_json(limit=TODAY_ROWS), "source": "local"}
-
-    def status_bar_answer(self) -> dict[str, Any]:
-        """The `today` answer with the status-bar shape plugins print for `--today`: the
-        local history's, or the server's (cached, refreshed off the request path) when it
-        counts more — it also knows other machines; the local one, what is not sent yet."""
-        local = self._local_status_bar_today()
-        chosen, source = local, "local"
-        server = self.server_today.get()
-        if server is not None:
-            server_data, local_data = server.get("data") or {}, local["data"]
-            server_day = (server_data.get("range") or {}).get("date")
-            same_day = server_day in (None, local_data["range"]["date"])
-            server_total = (server_data.get("grand_total") or {}).get("total_seconds") or 0
-            if same_day and server_total >= local_data["grand_total"]["total_seconds"]:
-                chosen, source = server, "server"
-        total = (chosen.get("data") or {}).get("grand_total") or {}
-        return {
-            "total_seconds": total.get("total_seconds", 0),
-            "text": total.get("text", ""),
-            "source": source,
-            "status_bar": chosen,
-        }
-
-    def _local_status_bar_today(self) -> dict[str, Any]:
-        """Computed again only after a commit or at midnight: status lines poll often."""
-        from agent.stats import day_bounds, status_bar, today_summary
-        from agent.useragent import local_timezone
-
-        now = self.clock()
-        key = (self.commits, time.strftime("%Y-%m-%d", time.localtime(day_bounds(now)[0])))
-        cached = self._local_status_bar
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        with self._reader() as store:
-            local = status_bar(today_summary(store.history, now), now, local_timezone())
-        self._local_status_bar = (key, local)
-        return local
-
-    def _fetch_status_bar(self) -> dict[str, Any] | None:
-        from agent.api import ApiError, WakaTimeApi
-
-        try:
-            with WakaTimeApi.from_settings(self.settings) as api:
-                return api._fetch(dict, STATUS_BAR_ROUTE)
-        except (ApiError, ConfigError) as exc:
-            log.debug("status bar: %s", exc)
-        except Exception:  # only a nicety for `--today`: never worth more than a log line
-            log.exception("status bar: the server's figure could not be read")
-        return None
+        state = DaemonState(
+            pid=os.getpid(),
+            version=__version__,
+            uptime_seconds=self.clock() - self.started,
+            watching=self.watcher.roots if self.watcher else [],
+            watch_problem=self.watch_problem or (self.watcher and self.watcher.problem),
+            database_reset=str(self.database_reset) if self.database_reset else None,
+            delivery={name: loop.sender.status for name, loop in self.deliveries.items()},
+            config_problem=self.config_problem(),
+        )
+        return self.reports.status(state)
 
     def _reader(self) -> HeartbeatStore:
-        """A connection of its own for the thread a report runs in."""
+        """A connection of its own for the thread it is used in (queue check, pruning)."""
         return HeartbeatStore(self.settings.database_path())
 
 
-class CachedFetch:
-    """A value fetched in a background thread at most once per `max_age` seconds; readers
-    get the last good one at once, so no request waits on the network."""
-
-    def __init__(
-        self,
-        fetch: Callable[[], dict[str, Any] | None],
-        clock: Callable[[], float],
-        max_age: float = STATUS_BAR_MAX_AGE,
-    ) -> None:
-        self._fetch = fetch
-        self._clock = clock
-        self.max_age = max_age
-        self._lock = threading.Lock()
-        self._value: dict[str, Any] | None = None
-        self._fetched_at = float("-inf")
-        self._running = False
-
-    def get(self) -> dict[str, Any] | None:
-        with self._lock:
-            start = not self._running and self._clock() - self._fetched_at >= self.max_age
-            self._running = self._running or start
-        if start:
-            threading.Thread(target=self._refresh, name="fetch", daemon=True).start()
-        return self._value
-
-    def _refresh(self) -> None:
-        try:
-            value = self._fetch()
-        finally:
-            with self._lock:
-                self._fetched_at = self._clock()
-                self._running = False
-        if value is not None:
-            self._value = value
-
-
-def build_sender(
-    settings: Settings,
-    destination: Destination,
-    clock: Callable[[], float] = time.time,
-    plugin_key: Callable[[], str | None] | None = None,
-) -> Sender:
-    """A Sender for one destination with its own store connection and HTTP client (the
-    daemon's delivery loops, and `agent queue flush` when no daemon runs). `plugin_key`
-    gives the key plugins sent, which the default destination uses when it has none."""
-    api = settings.api
-    store = HeartbeatStore(settings.database_path())
-    store.destination_id(destination.name, display_url(destination.url))
-    client = DeliveryClient(
-        REQUEST_DEADLINE_FACTOR * api.timeout,
-        timeout=api.timeout,
-        verify=str(api.ca_bundle) if api.ca_bundle else True,
-        proxy=api.proxy,
-        headers={"Accept": "application/json"},
-    )
-    key = KeySource(destination, plugin_key if destination.name == DEFAULT else None)
-    if destination.name == DEFAULT:
-        # OAuth tokens when logged in (`agent login`), else the API key.
-        endpoint = Endpoint(
-            destination.name, destination.url, *default_credentials(settings, key, clock=clock)
-        )
-    else:
-        endpoint = Endpoint(destination.name, destination.url, _authorization(key))
-    return Sender(
-        store,
-        endpoint,
-        client,
-        machine_name(api.hostname),
-        batch_size=settings.queue.batch_size,
-        clock=clock,
-    )
-
-
-def _authorization(key: KeySource) -> Callable[[], str | None]:
-    def authorization() -> str | None:
-        value = key()
-        return basic_authorization(value) if value else None
-
-    return authorization
+def _builder(settings: Settings) -> HeartbeatBuilder:
+    return HeartbeatBuilder(Detector(detect_options(settings)), privacy_for(settings))
 
 
 def _policy_settings(settings: Settings) -> PolicySettings:

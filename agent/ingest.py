@@ -62,6 +62,11 @@ class Ingest:
         self._build_thread.start()
         self._thread.start()
 
+    def reconfigure(self, builder: HeartbeatBuilder, router: Router) -> None:
+        """Build and route with these from the next request on (a reload); what is already
+        built is committed as it was."""
+        self.builder, self.router = builder, router
+
     def submit(self, heartbeats: Sequence[Heartbeat]) -> Future[int]:
         """Queue heartbeats for building and commit; the future gives how many were stored
         (privacy rules may skip some) once they are durable, or the error that prevented it."""

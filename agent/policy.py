@@ -102,14 +102,20 @@ class ActivityPolicy:
     Not thread-safe: the daemon calls it from one event loop.
     """
 
-    def __init__(self, settings: PolicySettings, project_key: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        settings: PolicySettings,
+        project_key: Callable[[str], str],
+        *,
+        plugins_in_use: bool = False,
+    ) -> None:
         self._project_key = project_key
         self._held: dict[str, _Held] = {}
         self._last_emitted: dict[str, float] = {}
         self._plugin_seen: dict[str, float] = {}
         # Activities released and waiting for a plugin's late report: (leave at, activity).
         self._waiting: deque[tuple[float, FileActivity]] = deque()
-        self.plugins_in_use = False
+        self.plugins_in_use = plugins_in_use
         self._overflow_until = -math.inf
         self._forgot_at = -math.inf
         self.decisions: OrderedDict[str, Decision] = OrderedDict()
@@ -132,6 +138,10 @@ class ActivityPolicy:
         self.authorship.settings = AuthorshipSettings(
             tool_files=settings.storm_files + 1, tool_window=settings.storm_window
         )
+
+    def reconfigure(self, settings: PolicySettings) -> None:
+        """A reload: the supervisor's one verb for every component (the settings setter)."""
+        self.settings = settings
 
     def file_written(self, path: str, at: float) -> None:
         """The watcher saw ``path`` written at ``at``."""

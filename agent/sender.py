@@ -8,6 +8,7 @@ that take their clock and randomness; `Sender` does the I/O for one batch at a t
 from __future__ import annotations
 
 import base64
+import contextlib
 import enum
 import logging
 import random
@@ -240,6 +241,7 @@ class Sender:
         except _AuthRefused as exc:
             if self._record(settled) is None:
                 return self._recording_failed()
+            self._count_attempt(batch, settled)
             if not self._refreshed and self.endpoint.refresh():
                 self._refreshed = True
                 return StepResult(Step.PROGRESS)
@@ -249,6 +251,7 @@ class Sender:
         except _RequestFailed as exc:
             if self._record(settled) is None:
                 return self._recording_failed()
+            self._count_attempt(batch, settled)
             delay = self.backoff.next_delay(exc.retry_after)
             self.status.last_error = str(exc)
             self.status.retry_at = self.clock() + delay
@@ -265,6 +268,7 @@ class Sender:
             log.info("%s: delivering again", self.endpoint.name)
         if waiting := [r.reason for _, r in settled if r.outcome is Outcome.RETRY]:
             # Some items were answered 429/5xx: the rest is settled, these wait.
+            self._count_attempt(batch, settled)
             delay = self.backoff.next_delay()
             self.status.last_error = waiting[0]
             self.status.retry_at = self.clock() + delay
@@ -317,6 +321,15 @@ class Sender:
             )
         return len(delivered), len(rejected)
 
+    def _count_attempt(self, batch: Sequence[QueuedHeartbeat], settled: Sequence[Settled]) -> None:
+        """One more failed attempt for each heartbeat of the batch still queued (shown by
+        `agent queue list`); only a figure, so a database that cannot take it is no error."""
+        done = {hb.id for hb, r in settled if r.outcome is not Outcome.RETRY}
+        with contextlib.suppress(sqlite3.Error):
+            self.store.mark_attempted(
+                self.endpoint.name, [hb.id for hb in batch if hb.id not in done]
+            )
+
     def check_credentials(self) -> None:
         """Say at once, not at the first heartbeat, that there is nothing to sign in with;
         heartbeats are recorded all the same."""
@@ -326,6 +339,10 @@ class Sender:
     def forget_refusal(self) -> None:
         """Try the credentials again even if they were refused before."""
         self._refused = None
+
+    def close(self) -> None:
+        self.client.close()
+        self.store.close()
 
     def _pause(self, why: str) -> StepResult:
         first = self.status.paused != why
@@ -482,6 +499,19 @@ class DeliveryLoop:
             self.sender.forget_refusal()
             self._force.set()
         self._wake.set()
+
+    def flush(self) -> None:
+        """Deliver now: no backoff wait, refused credentials tried again. The errors shown
+        until now are cleared, so what `status` reports afterwards is this attempt's."""
+        self.sender.status.last_error = self.sender.status.paused = None
+        self.wake(force=True)
+
+    def credentials_offered(self) -> None:
+        """New credentials where there were none: tried at once if delivery waits for them
+        (the pause lifts until the server has its say on them)."""
+        if self.sender.status.paused == NO_KEY:
+            self.sender.status.paused = None
+            self.wake(force=True)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop after the request in flight; its heartbeats stay queued if unsettled."""

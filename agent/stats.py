@@ -186,13 +186,12 @@ def day_bounds(now: float) -> tuple[float, float]:
 
 
 def today_summary(
-    history: Callable[[float, float], Iterable[ActivityRow]],
-    now: float,
-    timeout: float = DEFAULT_TIMEOUT,
+    history: Callable[[float, float], Iterable[ActivityRow]], now: float, timeout: float
 ) -> Summary:
     """The summary of the local day around ``now`` from a history reader such as
     `HeartbeatStore.history`, reading ``timeout`` beyond both midnights so that a session
-    across one is split there, not lost on either side."""
+    across one is split there, not lost on either side. The timeout has no default: a day's
+    total is counted with the configured one (`reports.day_summary`), everywhere."""
     start, end = day_bounds(now)
     return summarize(history(start - timeout, end + timeout), start, end, timeout)
 

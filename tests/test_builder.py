@@ -125,3 +125,24 @@ def test_an_unsaved_buffer_is_detected_from_its_path_or_its_project_folder(tmp_p
         Heartbeat(entity="notes.md", time=1.7e9, is_unsaved_entity=True, project_folder=str(repo))
     )
     assert hidden is not None and hidden.entity == "HIDDEN.md"
+
+
+def test_the_project_depth_is_counted_where_detection_found_the_project(tmp_path: Path) -> None:
+    """As wakatime-cli: the folder detection found (a repository), else the plugin's
+    project folder; slashes with a trailing one."""
+    repo = git_repo(tmp_path / "shop", branch="main")
+    (repo / "src").mkdir()
+    (repo / "src" / "a.py").write_text("pass\n")
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    (loose / "b.py").write_text("pass\n")
+    builder = HeartbeatBuilder()
+    in_repo = builder.complete(
+        Heartbeat(entity=str(repo / "src" / "a.py"), time=1.7e9, project_folder=str(repo / "src"))
+    )
+    outside = builder.complete(
+        Heartbeat(entity=str(loose / "b.py"), time=1.7e9, project_folder=str(loose))
+    )
+    assert in_repo is not None and outside is not None
+    assert in_repo.project_root_count == str(repo).count("/") + 1
+    assert outside.project_root_count == str(loose).count("/") + 1

@@ -914,8 +914,7 @@ def test_main_heartbeat_from_flags() -> None:
             "alternate_language": "typescript",
             "alternate_project": "fallback",
             "alternate_branch": "dev",
-            "project_folder": "/home/u/my proj",
-            "project_root_count": 4,
+            "project_folder": "/home/u/my proj",  # its depth is detection's to count
             "is_unsaved_entity": True,
             "ai_line_changes": 5,
             "human_line_changes": -1,

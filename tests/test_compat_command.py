@@ -11,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -420,38 +419,6 @@ def test_today_in_its_three_shapes(setup: Setup, with_daemon: bool) -> None:
     assert data["languages"][0]["name"] == "Python"
     assert data["editors"][0]["name"] == "Vim"
     assert data["range"]["text"] == "Today"
-
-
-def test_today_prefers_the_servers_larger_figure(
-    setup: Setup, daemon: AgentProcess, waka: FakeWakaTime
-) -> None:
-    now = time.time()
-    offsets = (3600, 3000, 2400, 1800, 1200, 600, 60)  # 59 minutes another machine sent
-    post_to_server(
-        waka, [{"entity": "/elsewhere/x.go", "type": "file", "time": now - s} for s in offsets]
-    )
-    run_cli(["--today"], setup.env)  # the first call starts the fetch in the background
-
-    deadline = time.time() + 20
-    while (answer := run_cli(["--today"], setup.env).stdout) == "0 secs\n":
-        assert time.time() < deadline, "the server's figure never arrived"
-
-    assert answer == "59 mins\n"
-    requests = [r for r in waka.requests if r.path.endswith("status_bar/today")]
-    assert len(requests) == 1  # cached: one round trip for every call within the minute
-
-
-def post_to_server(waka: FakeWakaTime, heartbeats: list[dict]) -> None:
-    request = urllib.request.Request(
-        f"{waka.url}/users/current/heartbeats.bulk",
-        data=json.dumps(heartbeats).encode(),
-        headers={
-            "Authorization": "Basic " + base64.b64encode(waka.api_key.encode()).decode(),
-            "Content-Type": "application/json",
-        },
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status in (201, 202)
 
 
 FAST_PATH_PROBE = """

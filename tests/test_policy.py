@@ -54,6 +54,16 @@ def test_burst_of_events_on_one_path_is_one_activity_at_its_last_write() -> None
     assert policy.next_deadline() is None
 
 
+def test_a_reconfigured_policy_decides_as_a_new_one_would() -> None:
+    """A reload's settings apply whole, what derives from them (the quiet period and the
+    spacing of heartbeats) included."""
+    longer = PolicySettings(debounce_seconds=10.0, storm_window=10.0, heartbeat_interval=60.0)
+    writes = [(at, "/p/a/x.py") for at in (0.0, 5.0, 30.0, 100.0, 170.0)]
+    reconfigured = make()
+    reconfigured.reconfigure(longer)
+    assert replay(reconfigured, writes) == replay(make(longer), writes)
+
+
 def test_writes_more_than_the_quiet_period_apart_are_separate_saves() -> None:
     activities = replay(make(), [(0.0, "/p/a/x.py"), (40.0, "/p/a/x.py"), (80.0, "/p/a/x.py")])
     assert [a.time for a in activities] == [0.0, 40.0, 80.0]

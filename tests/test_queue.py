@@ -61,15 +61,15 @@ def test_list_shows_the_oldest_queued_first(tmp_path: Path) -> None:
 
 
 def test_flush_delivers_through_the_daemon(tmp_path: Path) -> None:
-    server = FakeWakaTime(port=FakeWakaTime.reserve_port())
+    server = FakeWakaTime().start()
+    server.fail_next(1, 503, retry_after=3600)  # a backoff no test outlives: only flush ends it
     env = agent_env(tmp_path, server.url)
     now = time.time()
-    with AgentProcess(env, workdir(tmp_path)) as agent:
+    with server, AgentProcess(env, workdir(tmp_path)) as agent:
         send(env, [heartbeat(f"/code/f{i}.py", now - 300 + i) for i in range(120)])
-        agent.wait_for_log("cannot reach")  # now waiting out a backoff
-        with server:
-            done = cli(env, "queue", "flush")
-            assert len(server.received) == 120
+        agent.wait_for_log("HTTP 503")  # now waiting out a backoff
+        done = cli(env, "queue", "flush")
+        assert len(server.received) == 120
         assert agent.stop() == 0
     assert done.returncode == 0, done.stderr
     assert "120 heartbeats settled" in done.stdout

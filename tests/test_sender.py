@@ -23,7 +23,7 @@ from agent.sender import (
     read_bulk_answer,
     retry_after_seconds,
 )
-from agent.store import HeartbeatStore
+from agent.store import DELIVERED, QUEUED, HeartbeatStore
 from agent.useragent import full_user_agent
 
 NOW = time.time()
@@ -154,6 +154,20 @@ def test_failures_back_off_and_keep_the_queue(
     assert sender.status.last_error is None and sender.backoff.failures == 0
 
 
+def test_each_failed_attempt_is_counted_on_the_heartbeats_it_left_queued(
+    store: HeartbeatStore, waka: FakeWakaTime
+) -> None:
+    """What `agent queue list` shows as "(N attempts)"."""
+    sender = make_sender(store, waka)
+    queue(store, 2)
+    waka.fail_next(1, 500)
+    waka.drop_next(1)
+    assert [sender.step().step, sender.step().step] == [Step.RETRY, Step.RETRY]
+    assert [row.attempts for row in store.deliveries([QUEUED])] == [2, 2]
+    assert sender.step().delivered == 2
+    assert [row.attempts for row in store.deliveries([DELIVERED])] == [2, 2]
+
+
 def test_retry_after_is_honoured(store: HeartbeatStore, waka: FakeWakaTime) -> None:
     sender = make_sender(store, waka)
     queue(store, 1)
@@ -225,6 +239,35 @@ def test_the_loop_delivers_when_woken_and_sleeps_when_idle(
     finally:
         loop.stop()
         own.close()
+
+
+def test_offered_credentials_end_only_a_pause_for_want_of_them(
+    store: HeartbeatStore, waka: FakeWakaTime
+) -> None:
+    """A plugin's key lifts a "no API key" pause at once; a refusal stands until a flush.
+    The loop's thread is not started: each step is taken here."""
+    key: dict[str, str | None] = {"value": None}
+    store.destination_id("default", waka.url)
+    sender = Sender(
+        store,
+        Endpoint("default", waka.url, lambda: key["value"] and basic_authorization(key["value"])),
+        httpx.Client(timeout=5),
+        "host",
+    )
+    loop = DeliveryLoop(sender)
+    queue(store, 1)
+    assert sender.step().step is Step.PAUSED
+    key["value"] = "waka_refused"
+    loop.credentials_offered()
+    assert sender.status.paused is None  # until the server has its say
+    assert sender.step().step is Step.PAUSED
+    refused = sender.status.paused
+    assert refused is not None and "HTTP 401" in refused
+    loop.credentials_offered()
+    assert sender.status.paused == refused
+    key["value"] = KEY
+    loop.flush()
+    assert sender.status.paused is None and sender.step().delivered == 1
 
 
 @pytest.mark.parametrize(

@@ -109,14 +109,34 @@ def test_status_asks_no_planted_socket(env: dict[str, str], planted: Listener) -
     assert f"refusing {planted.path}" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_status_of_a_stranger_answering_oddly_is_one_line(env: dict[str, str]) -> None:
-    listener = Listener(socket_path(env), {"ok": True})  # ours, but not a daemon's answer
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ({"ok": True}, "answered a status without pid"),
+        (
+            {
+                "ok": True,
+                **dict.fromkeys(("pid", "uptime_seconds", "today_seconds", "queued"), 1),
+                **dict.fromkeys(("rejected", "delivered_total"), 0),
+                **dict.fromkeys(("last_delivery", "last_error"), None),
+                **dict.fromkeys(("database", "socket"), "x"),
+                "watching": [],
+                "destinations": [{"name": "default"}, {"name": "other"}],
+            },
+            "answered a status this agent cannot read (KeyError",
+        ),
+    ],
+)
+def test_status_of_a_stranger_answering_oddly_is_one_line(
+    env: dict[str, str], answer: dict[str, object], said: str
+) -> None:
+    listener = Listener(socket_path(env), answer)  # ours, but not this daemon's answer
     try:
         done = run(env, "status")
     finally:
         listener.close()
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert "answered a status without pid" in done.stderr
+    assert said in done.stderr
 
 
 def test_heartbeats_the_daemon_could_not_store_are_queued_by_the_command(

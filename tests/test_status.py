@@ -31,8 +31,12 @@ def test_status_json_has_the_documented_keys(tmp_path: Path, waka: FakeWakaTime)
         waka.wait_for(2)
         code, report = cli_json(env, "status")
         assert agent.stop() == 0
+    offline_code, offline = cli_json(env, "status")
     assert code == 0
     assert set(report) >= DESIGN_KEYS
+    assert offline_code == 1 and offline["running"] is False
+    assert set(offline) == set(report)  # one report, with a daemon or without
+    assert offline["today_seconds"] == report["today_seconds"]
     assert report["running"] is True
     assert report["pid"] == agent.proc.pid
     assert report["watching"] == [str(work)]
@@ -97,11 +101,7 @@ def test_rows_kept_for_a_removed_destination_are_not_counted_as_queued(tmp_path:
     assert offline["queued"] == 1
     assert [d["name"] for d in offline["destinations"]] == ["default"]
     assert cli(env, "--offline-count").stdout.strip() == "1"
-
-    with AgentProcess(env, workdir(tmp_path)) as agent:
-        _, running = cli_json(env, "status")
-        assert running["queued"] == 1
-        assert [d["name"] for d in running["destinations"]] == ["default"]
-        assert agent.stop() == 0
+    # The daemon counts the same way (reports.status_report serves both; in-process:
+    # test_reports.py).
     _, counted = cli_json(env, "queue", "count")
     assert counted["destinations"]["removed"]["queued"] == 2  # kept, and there to purge

@@ -4,6 +4,7 @@ user's timezone, heartbeats out of order), then `agent today` as a subprocess.""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -16,7 +17,14 @@ from agentproc import AgentProcess, agent_env
 from test_ops import cli, cli_json, heartbeat, send, store_directly, today_at, workdir
 from wakaserver import FakeWakaTime
 
-from agent.stats import day_bounds, durations, editor_name, summarize, today_summary
+from agent.stats import (
+    DEFAULT_TIMEOUT,
+    day_bounds,
+    durations,
+    editor_name,
+    summarize,
+    today_summary,
+)
 
 DAY = 86400.0
 
@@ -129,8 +137,8 @@ def test_today_starts_at_midnight_in_the_users_timezone(timezone: str) -> None:
     def history(start: float, end: float) -> list[Row]:
         return [row for row in rows if start <= row.time < end]
 
-    after_midnight = today_summary(history, local(timezone, 2025, 6, 2, 0, 30))
-    before_midnight = today_summary(history, local(timezone, 2025, 6, 1, 23, 59))
+    after_midnight = today_summary(history, local(timezone, 2025, 6, 2, 0, 30), DEFAULT_TIMEOUT)
+    before_midnight = today_summary(history, local(timezone, 2025, 6, 1, 23, 59), DEFAULT_TIMEOUT)
     assert after_midnight.total_seconds == 600.0
     assert before_midnight.total_seconds == 600.0
     assert after_midnight.start == local(timezone, 2025, 6, 2, 0, 0)
@@ -204,6 +212,26 @@ def test_today_with_no_daemon_reads_the_database(tmp_path: Path) -> None:
     offline = cli(env, "today", "--offline")
     assert offline.returncode == 0
     assert offline.stdout.startswith("Today  2 mins  (local history)")
+
+
+def test_an_editors_today_counts_as_agent_today_does(tmp_path: Path) -> None:
+    """One day total everywhere: `agent today` and a plugin's `--today` (the status bar)
+    both count with [heartbeats] duration_timeout with no daemon (through one:
+    test_reports.py, in-process)."""
+    env = agent_env(tmp_path, None, api_key=None, TZ="UTC")
+    env["HEARTBEAT_AGENT_HEARTBEATS__DURATION_TIMEOUT"] = "100"
+    at = [0, 60, 300, 360]  # the 240 s gap is over the configured 100 s
+    store_directly(
+        env, [heartbeat("/code/a.py", today_at(t), project="shop") for t in at], ["default"]
+    )
+
+    def editor_today() -> float:
+        done = cli(env, "--today", "--output", "raw-json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)["data"]["grand_total"]["total_seconds"]
+
+    _, offline = cli_json(env, "today", "--offline")
+    assert (offline["total_seconds"], editor_today()) == (120.0, 120.0)
 
 
 def test_today_with_nothing_recorded_is_zero(tmp_path: Path) -> None:

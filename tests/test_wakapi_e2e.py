@@ -42,10 +42,12 @@ class Beat(NamedTuple):
 
 
 def env_for(tmp_path: Path, api_url: str | None, key: str | None, **extra: str) -> dict[str, str]:
-    """An isolated agent whose watcher lets a save through after 0.3 s of quiet (not 2 s)."""
+    """An isolated agent whose watcher lets a save through after 0.3 s of quiet (not 2 s), and
+    holds it 0.5 s (not 60 s) for a plugin's late heartbeat of the same save."""
     quick = {
         "HEARTBEAT_AGENT_HEARTBEATS__DEBOUNCE_SECONDS": "0.3",
         "HEARTBEAT_AGENT_HEARTBEATS__STORM_WINDOW": "0.3",
+        "HEARTBEAT_AGENT_HEARTBEATS__PLUGIN_WAIT": "0.5",
     }
     return agent_env(tmp_path, api_url, api_key=key, **quick, **extra)
 

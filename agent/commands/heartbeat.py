@@ -303,13 +303,11 @@ def _today_offline(log: CompatLog) -> dict[str, Any] | None:
     settings = _settings(log)
     if settings is None:
         return None
-    from agent.stats import status_bar, today_summary
+    from agent.reports import status_bar_report
     from agent.store import HeartbeatStore
-    from agent.useragent import local_timezone
 
-    now = time.time()
     with HeartbeatStore(settings.database_path()) as store:
-        return status_bar(today_summary(store.history, now), now, local_timezone())
+        return status_bar_report(store, settings, time.time())
 
 
 # -- the offline queue ------------------------------------------------------------------

@@ -327,7 +327,7 @@ def _why(destination: dict[str, Any]) -> str:
 def _flush_here(settings: Settings, only: str | None) -> int:
     """No daemon: deliver in this process, one batch after another, until each destination's
     queue is empty or the server or the credentials stop it."""
-    from agent.daemon import build_sender
+    from agent.deliveries import build_sender
     from agent.destinations import configured_destinations
     from agent.sender import Step
 
@@ -356,8 +356,7 @@ def _flush_here(settings: Settings, only: str | None) -> int:
                 why = sender.status.paused or sender.status.last_error or "asked to wait"
                 stuck.append((destination.name, left, why))
         finally:
-            sender.client.close()
-            sender.store.close()
+            sender.close()
     progress.close()
     return _flush_report(done, stuck)
 

@@ -61,7 +61,13 @@ def _status(args: argparse.Namespace) -> int:
             " is that this agent's daemon?"
         )
     report = {"running": True, **answer}
-    print(json.dumps(report, indent=2) if args.json else render(report))
+    try:
+        print(json.dumps(report, indent=2) if args.json else render(report))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CommandError(
+            f"{settings.socket_path()} answered a status this agent cannot read ({exc!r}):"
+            " is that this agent's daemon, of this version?"
+        ) from None
     return 0
 
 
@@ -79,47 +85,15 @@ def _not_running(settings: Settings, as_json: bool) -> int:
 
 
 def offline_report(settings: Settings) -> dict[str, Any]:
-    """The status keys that the database can answer without a daemon."""
+    """The status keys, as far as the database can answer them without a daemon."""
     import time
 
     from agent.commands.queue import open_store
     from agent.destinations import configured_destinations
-    from agent.sender import display_url
-    from agent.stats import iso_time, today_summary
+    from agent.reports import status_report
 
-    report: dict[str, Any] = {
-        "running": False,
-        "pid": None,
-        "uptime_seconds": None,
-        "watching": [],
-        "queued": 0,
-        "rejected": 0,
-        "delivered_total": 0,
-        "last_delivery": None,
-        "last_error": None,
-        "today_seconds": 0.0,
-        "database": str(settings.database_path()),
-        "socket": str(settings.socket_path()),
-        "destinations": [],
-    }
     with open_store(settings) as store:
-        if store is None:
-            return report
-        configured = configured_destinations(settings)
-        counts = store.counts(among=[destination.name for destination in configured])
-        today = today_summary(store.history, time.time(), settings.heartbeats.duration_timeout)
-        report.update(
-            queued=counts.queued,
-            rejected=counts.rejected,
-            delivered_total=counts.delivered,
-            last_delivery=iso_time(store.last_delivery()),
-            today_seconds=round(today.total_seconds, 3),
-            destinations=[
-                store.destination_report(destination.name, display_url(destination.url))
-                for destination in configured
-            ],
-        )
-    return report
+        return status_report(store, settings, configured_destinations(settings), time.time())
 
 
 def render(report: dict[str, Any]) -> str:

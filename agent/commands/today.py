@@ -58,17 +58,10 @@ def local_today(settings: Settings) -> dict[str, Any]:
     except DaemonUnavailable:
         pass
     from agent.commands.queue import open_store
-    from agent.stats import Summary, today_summary
+    from agent.reports import today_report
 
     with open_store(settings) as store:
-        timeout = settings.heartbeats.duration_timeout
-        now = time.time()
-        summary = (
-            today_summary(store.history, now, timeout)
-            if store is not None
-            else Summary(now, now, 0.0, {})
-        )
-    return {**summary.to_json(limit=SHOWN_ROWS * 2), "source": "local"}
+        return today_report(store, settings, time.time(), rows=SHOWN_ROWS * 2)
 
 
 def server_today(settings: Settings) -> tuple[dict[str, Any] | None, str | None]:

@@ -154,3 +154,9 @@ def obfuscated_name(root: str) -> str:
     noun = _NOUNS[digest[1] % len(_NOUNS)]
     number = int.from_bytes(digest[2:4], "big") % 100
     return f"{adjective.title()} {noun.title()} {number}"
+
+
+def project_root_count(folder: str) -> int:
+    """How deep a project folder is, as wakatime-cli counts it: slashes, with a trailing one."""
+    folder = folder.replace("\\", "/")
+    return folder.count("/") + (0 if folder.endswith("/") else 1)

@@ -69,8 +69,8 @@ def test_a_full_disk(tmp_path: Path, workdir: Path) -> None:
 @pytest.fixture
 def nobody_root() -> Iterator[Path]:
     """A folder another user (nobody) can work in: pytest's own are root's alone."""
-    if os.getuid() != 0:
-        pytest.skip("running the daemon as another user needs root")
+    if os.getuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("running the daemon as another user needs root and setpriv")
     root = Path(tempfile.mkdtemp(prefix="heartbeat-agent-nobody-"))
     root.chmod(0o755)
     try:
@@ -97,6 +97,8 @@ def test_a_database_of_another_user(nobody_root: Path) -> None:
 def in_namespace(limit: str, value: int) -> list[str]:
     """A command prefix: a user namespace of its own whose inotify `limit` is `value`
     (the machine's own limits, and every other process, are left alone)."""
+    if shutil.which("unshare") is None or shutil.which("nsenter") is None:
+        pytest.skip("no unshare or nsenter (util-linux) here")
     probe = subprocess.run(["unshare", "--user", "--map-root-user", "true"], capture_output=True)
     if probe.returncode != 0:
         pytest.skip(f"no user namespaces here: {probe.stderr.decode().strip()}")

@@ -1,0 +1,104 @@
+"""Dependencies point one way (docs/ARCHITECTURE.md): the commands and the daemon use the
+pipeline and delivery, never the other way round; the daemon is wired by `agent run` alone.
+Read from the source (every import, those inside functions too), not from what happens to be
+loaded."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+AGENT = ROOT / "agent"
+
+# The heartbeat's way from a source to the server, and what it is made of.
+PIPELINE = (
+    "agent.builder",
+    "agent.deliveries",
+    "agent.destinations",
+    "agent.detect",
+    "agent.heartbeat",
+    "agent.ingest",
+    "agent.policy",
+    "agent.privacy",
+    "agent.reports",
+    "agent.sender",
+    "agent.stats",
+    "agent.store",
+)
+# What drives the pipeline: the command line (the wakatime-cli flag parser among it) and
+# the daemon.
+ABOVE = ("agent.cli", "agent.commands", "agent.compat", "agent.daemon")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports() -> dict[str, set[str]]:
+    """Each agent module and the agent modules it imports anywhere in its body."""
+    found: dict[str, set[str]] = {}
+    for path in sorted(AGENT.rglob("*.py")):
+        name = module_name(path)
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        names = found.setdefault(name, set())
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+                    base = f"{base}.{node.module}" if node.module else base
+                names.add(base)
+                names.update(f"{base}.{alias.name}" for alias in node.names)
+    return {name: {i for i in names if i.startswith("agent")} for name, names in found.items()}
+
+
+def within(name: str, groups: tuple[str, ...]) -> bool:
+    return any(name == group or name.startswith(group + ".") for group in groups)
+
+
+def test_the_pipeline_imports_nothing_that_drives_it() -> None:
+    upward = {
+        module: sorted(i for i in imported if within(i, ABOVE))
+        for module, imported in imports().items()
+        if within(module, PIPELINE)
+    }
+    assert {module: names for module, names in upward.items() if names} == {}
+
+
+def test_only_agent_run_builds_the_daemon() -> None:
+    users = {
+        module
+        for module, imported in imports().items()
+        if module != "agent.daemon" and any(within(i, ("agent.daemon",)) for i in imported)
+    }
+    assert users == {"agent.commands.run"}
+
+
+def test_the_daemon_changes_other_parts_only_through_their_methods() -> None:
+    """It sets its own attributes, never another object's (`self.ingest.router = …`), and
+    calls no other object's private methods (`api._fetch`)."""
+    tree = ast.parse((AGENT / "daemon.py").read_text())
+    trespasses = []
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+            targets = [node.target]
+        for target in targets:
+            if isinstance(target, ast.Attribute) and not _is_self(target.value):
+                trespasses.append(f"line {node.lineno}: sets {ast.unparse(target)}")
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and not _is_self(node.value)
+        ):
+            trespasses.append(f"line {node.lineno}: uses {ast.unparse(node)}")
+    assert trespasses == []
+
+
+def _is_self(node: ast.expr) -> bool:
+    return isinstance(node, ast.Name) and node.id == "self"
