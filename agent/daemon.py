@@ -18,6 +18,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -440,11 +441,8 @@ class Daemon:
                     )
                 )
         privacy = request.get("privacy")
-        if privacy is not None:
-            if problem := flags_problem(privacy):
-                raise ProtocolError(problem)
-            for hb in heartbeats:
-                hb.privacy = privacy
+        if privacy is not None and (problem := flags_problem(privacy)):
+            raise ProtocolError(problem)
         offered_key = request.get("api_key")
         if offered_key is not None and not isinstance(offered_key, str):
             raise ProtocolError("api_key: must be a string")
@@ -460,10 +458,11 @@ class Daemon:
                 raise ProtocolError(f"api_url: {exc}") from None
         if server is not None:
             self._serve_plugin_server(server)
-            for hb in heartbeats:
-                hb.server = server.name
         elif key:
             self._take_plugin_key(key)
+        if privacy or server:  # the plugin's flags and server go with its heartbeats
+            name = server.name if server else None
+            heartbeats = [replace(hb, privacy=privacy, server=name) for hb in heartbeats]
         # `skip_invalid` (the compat command's extras): store the good ones, name the rest.
         skip_invalid = request.get("skip_invalid") is True
         if problems and not skip_invalid:
