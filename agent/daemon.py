@@ -18,15 +18,23 @@ import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from agent import __version__, wakatime_cfg
 from agent.authorship import Signal
-from agent.builder import HeartbeatBuilder, detect_options
+from agent.builder import HeartbeatBuilder, detect_options, privacy_for
 from agent.config import Settings, load_settings
 from agent.deliveries import build_sender
-from agent.destinations import DEFAULT, Destination, Router, configured_destinations
+from agent.destinations import (
+    DEFAULT,
+    PLUGIN_PREFIX,
+    Destination,
+    Router,
+    configured_destinations,
+    plugin_server,
+)
 from agent.detect import Detector
 from agent.heartbeat import Heartbeat, HeartbeatError, timeliness_problems
 from agent.ignore import IgnoreRules
@@ -34,6 +42,7 @@ from agent.ingest import Ingest
 from agent.ipc.protocol import MAX_BATCH, ProtocolError
 from agent.ipc.server import IpcServer, prepare_socket_path
 from agent.policy import ActivityPolicy, PolicySettings
+from agent.privacy import flags_problem
 from agent.reports import DaemonReports, DaemonState
 from agent.sender import DeliveryLoop
 from agent.sources.ai import WriteClassifier
@@ -58,6 +67,7 @@ WATCHED_BATCH_DELAY = 0.05  # seconds the watcher's events gather before the pol
 PLUGINS_REMEMBERED = 7 * 86400.0  # seconds of history in which a plugin heartbeat counts
 WRITTEN, REMOVED = "written", "removed"  # the watcher's events that are not signals
 WatchedEvent = Signal | str
+WAKATIME_CFG_POLL = 2.0  # seconds between looks (one stat) at ~/.wakatime.cfg for changes
 
 
 class Daemon:
@@ -74,6 +84,11 @@ class Daemon:
         self._wakatime_cfg_read = wakatime_cfg.signature()
         # The API key plugins send (wakatime-cli's --key): used only while none is configured.
         self.plugin_api_key: str | None = None
+        # The servers plugins named with --api-url (and their --key), by destination name.
+        self.plugin_servers: dict[str, Destination] = {}
+        self._cfg_poll: asyncio.TimerHandle | None = None
+        # What is wrong with ~/.wakatime.cfg (a line that is not INI), for status and plugins.
+        self.wakatime_cfg_problem: str | None = None
         self.clock = clock
         self.started = clock()
         self.database_reset: Path | None = None
@@ -130,6 +145,7 @@ class Daemon:
         prepare_socket_path(settings.socket_path())
         db_path = settings.database_path()
         self.store, self.database_reset = HeartbeatStore.open_or_reset(db_path)
+        self._check_wakatime_cfg_lines()
         self.destinations = configured_destinations(settings)
         self.reports = DaemonReports(settings, self.destinations, self.clock)
         self.ingest = Ingest(
@@ -154,6 +170,7 @@ class Daemon:
         await asyncio.to_thread(self._start_watcher)
         await asyncio.to_thread(self._start_ai)
         self._retention_due()
+        self._poll_wakatime_cfg()
         self._spawn(asyncio.to_thread(self._check_queue_size), "the queue size check")
 
     async def shutdown(self) -> None:
@@ -161,6 +178,8 @@ class Daemon:
             self._timer.cancel()
         if self._retention:
             self._retention.cancel()
+        if self._cfg_poll:
+            self._cfg_poll.cancel()
         if self.watcher:
             await asyncio.to_thread(self.watcher.stop)
         if self.ai:
@@ -421,11 +440,29 @@ class Daemon:
                         else f"{prefix}: {exc.problems['heartbeat']}",
                     )
                 )
+        privacy = request.get("privacy")
+        if privacy is not None and (problem := flags_problem(privacy)):
+            raise ProtocolError(problem)
         offered_key = request.get("api_key")
-        if offered_key is not None:
-            if not isinstance(offered_key, str):
-                raise ProtocolError("api_key: must be a string")
-            self._take_plugin_key(offered_key.strip())
+        if offered_key is not None and not isinstance(offered_key, str):
+            raise ProtocolError("api_key: must be a string")
+        key = offered_key.strip() if offered_key else None
+        offered_url = request.get("api_url")
+        server = None
+        if offered_url is not None:
+            if not isinstance(offered_url, str):
+                raise ProtocolError("api_url: must be a string")
+            try:
+                server = plugin_server(offered_url, key, self.destinations)
+            except ValueError as exc:
+                raise ProtocolError(f"api_url: {exc}") from None
+        if server is not None:
+            self._serve_plugin_server(server)
+        elif key:
+            self._take_plugin_key(key)
+        if privacy or server:  # the plugin's flags and server go with its heartbeats
+            name = server.name if server else None
+            heartbeats = [replace(hb, privacy=privacy, server=name) for hb in heartbeats]
         # `skip_invalid` (the compat command's extras): store the good ones, name the rest.
         skip_invalid = request.get("skip_invalid") is True
         if problems and not skip_invalid:
@@ -446,12 +483,29 @@ class Daemon:
                     ]
                 if trouble := self._delivery_trouble():
                     stored_answer["delivery"] = trouble
+                    if trouble == "misconfigured":
+                        stored_answer["problem"] = self.config_problem()
                 answer.set_result(stored_answer)
 
         self.ingest.submit_from_loop(heartbeats, settle)
         return answer
 
     # -- delivery ---------------------------------------------------------------------
+
+    def _serve_plugin_server(self, server: Destination) -> None:
+        """Deliver to the server a plugin named (its own destination, with its own key),
+        from now on and after reloads; a new key from that plugin replaces the old one."""
+        if not server.name.startswith(PLUGIN_PREFIX):
+            return  # a configured destination: delivered already
+        if self.plugin_servers.get(server.name) == server:
+            return
+        self.plugin_servers[server.name] = server
+        self.destinations = [d for d in self.destinations if d.name != server.name] + [server]
+        self.ingest.reconfigure(self.ingest.builder, Router(tuple(self.destinations)))
+        self.reports.reconfigure(self.settings, self.destinations)
+        if (old := self.deliveries.pop(server.name, None)) is not None:
+            self._spawn(asyncio.to_thread(self._stop_delivery, old), "stopping a delivery")
+        self._start_delivery(server)
 
     def _take_plugin_key(self, key: str) -> None:
         """A plugin's key (never logged): kept for the default destination, which tries it
@@ -467,32 +521,65 @@ class Daemon:
         """The default destination's trouble, if any (DeliveryStatus.trouble). While it is
         paused, a ~/.wakatime.cfg that changed since the configuration was read is read
         again: that is where a plugin writes the key it asked its user for."""
+        if self.config_problem():
+            return "misconfigured"
         loop = self.deliveries.get(DEFAULT)
         trouble = loop.sender.status.trouble if loop is not None else None
-        if trouble == "paused" and self._wakatime_cfg_changed():
-            self._request_reload()
+        if trouble == "paused":
+            self._reload_if_wakatime_cfg_changed()
         return trouble
 
-    def _wakatime_cfg_changed(self) -> bool:
+    def config_problem(self) -> str | None:
+        """What in the configuration keeps the default server from getting heartbeats."""
+        default = self.destinations[0].problem if self.destinations else None
+        return self.wakatime_cfg_problem or default
+
+    def _poll_wakatime_cfg(self) -> None:
+        """Look at ~/.wakatime.cfg every few seconds (one stat): a key or URL written there
+        (by the user, or by a plugin that asked for it) is taken without a SIGHUP."""
+        assert self._loop is not None
+        self._reload_if_wakatime_cfg_changed()
+        self._cfg_poll = self._loop.call_later(WAKATIME_CFG_POLL, self._poll_wakatime_cfg)
+
+    def _reload_if_wakatime_cfg_changed(self) -> None:
         signature = wakatime_cfg.signature()
-        changed = signature != self._wakatime_cfg_read
-        self._wakatime_cfg_read = signature
-        return changed
+        if signature != self._wakatime_cfg_read:
+            self._wakatime_cfg_read = signature
+            log.info("%s changed: reloading the configuration", wakatime_cfg.default_path())
+            self._request_reload()
+
+    def _check_wakatime_cfg_lines(self) -> None:
+        try:
+            wakatime_cfg.load_checked()
+        except wakatime_cfg.CfgError as exc:
+            if str(exc) != self.wakatime_cfg_problem:
+                log.error("%s; its other lines are used", exc)
+            self.wakatime_cfg_problem = str(exc)
+        else:
+            self.wakatime_cfg_problem = None
 
     def _start_deliveries(self) -> None:
         for destination in self.destinations:
-            sender = build_sender(
-                self.settings, destination, self.clock, lambda: self.plugin_api_key
-            )
-            loop = DeliveryLoop(sender, self.ingest.request_heal)
-            self.deliveries[destination.name] = loop
-            loop.start()
+            self._start_delivery(destination)
+
+    def _start_delivery(self, destination: Destination) -> None:
+        if destination.problem:  # nothing may be sent there: its heartbeats wait queued
+            log.error("%s: delivery paused: %s", destination.name, destination.problem)
+            return
+        sender = build_sender(self.settings, destination, self.clock, lambda: self.plugin_api_key)
+        loop = DeliveryLoop(sender, self.ingest.request_heal)
+        self.deliveries[destination.name] = loop
+        loop.start()
 
     def _stop_deliveries(self) -> None:
         for loop in self.deliveries.values():
-            loop.stop()
-            loop.sender.close()
+            self._stop_delivery(loop)
         self.deliveries.clear()
+
+    @staticmethod
+    def _stop_delivery(loop: DeliveryLoop) -> None:
+        loop.stop()
+        loop.sender.close()
 
     def _heal_database(self) -> None:
         """In the ingest's writer thread, its connection closed, once the database turned
@@ -590,11 +677,13 @@ class Daemon:
                 self._wakatime_cfg_read = wakatime_cfg.signature()
                 settings = await asyncio.to_thread(self._reload_settings)
                 destinations = configured_destinations(settings)
+                destinations += self.plugin_servers.values()
                 builder = _builder(settings)
             except Exception as exc:
                 log.error("reload refused, keeping the running configuration: %s", exc)
                 return False
             self._keep_locations(settings)
+            self._check_wakatime_cfg_lines()
             self.settings = settings
             self.destinations = destinations
             self.ingest.reconfigure(builder, Router(tuple(destinations)))
@@ -635,6 +724,7 @@ class Daemon:
             watch_problem=self.watch_problem or (self.watcher and self.watcher.problem),
             database_reset=str(self.database_reset) if self.database_reset else None,
             delivery={name: loop.sender.status for name, loop in self.deliveries.items()},
+            config_problem=self.config_problem(),
         )
         return self.reports.status(state)
 
@@ -644,7 +734,7 @@ class Daemon:
 
 
 def _builder(settings: Settings) -> HeartbeatBuilder:
-    return HeartbeatBuilder(Detector(detect_options(settings)))
+    return HeartbeatBuilder(Detector(detect_options(settings)), privacy_for(settings))
 
 
 def _policy_settings(settings: Settings) -> PolicySettings:
