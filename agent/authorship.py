@@ -169,7 +169,7 @@ class Authorship:
             # Locks taken back to back (stash, rebase) are one operation for the log.
             if op is None or not (op.open or at <= self._vcs_until(op)):
                 op = state.vcs = Operation(Writer.VCS, project, start=at)
-                state.operations.append(op)
+                self._add(state, op)
             op.end = math.inf
         elif kind is Signal.VCS_UNLOCK:
             if op is not None and op.open:
@@ -179,7 +179,7 @@ class Authorship:
             op.end = max(op.end, at)
         else:  # a ref moved on its own (`git switch` between identical trees)
             op = state.vcs = Operation(Writer.VCS, project, start=at, end=at, ref_moved=True)
-            state.operations.append(op)
+            self._add(state, op)
 
     def write(self, path: str, project: str, at: float) -> Operation | None:
         """A write arrives: the operation it belongs to, if that is known already."""
@@ -275,9 +275,15 @@ class Authorship:
         if len(recent) < needed:
             return None
         run = state.run = Operation(Writer.TOOL, project, start=min(recent.values()), end=at)
-        state.operations.append(run)
+        self._add(state, run)
         recent.clear()
         return run
+
+    def _add(self, state: _ProjectState, op: Operation) -> None:
+        """Remember a new operation; the oldest, if pushed out, still gets its log line."""
+        if len(state.operations) == state.operations.maxlen and state.operations[0].writes:
+            self.finished.append(state.operations[0])
+        state.operations.append(op)
 
     def _package_manager(self, path: str, project: str, at: float) -> Operation | None:
         folder, name = os.path.split(path)
@@ -290,7 +296,7 @@ class Authorship:
             run = state.run = Operation(
                 Writer.TOOL, project, start=min(at, locked), end=max(at, locked)
             )
-            state.operations.append(run)
+            self._add(state, run)
         run.writes += 1
         return run
 

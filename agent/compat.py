@@ -550,52 +550,93 @@ def heartbeat_dicts(
     Not validated (the daemon or `build_heartbeats` does that, item by item). `--time`
     absent or 0 means `now`, as in wakatime-cli. Extras without a `plugin` of their own
     carry the command's `--plugin`. `<<LAST_PROJECT>>`-style placeholders pass through
-    untouched: the server resolves them. `--exclude`/`--include` drop what they exclude.
+    untouched: the server resolves them. File entities are made absolute with symlinks
+    resolved (`existing` then leaves out those that do not exist).
     """
     main: dict[str, Any] = {"entity": _expand_home(args.entity), "time": args.time or now}
     for attr, name in _MAIN_FIELDS.items():
         value = getattr(args, attr)
         if value is not None and value != "":
             main[name] = value
+    if args.local_file:
+        main["local_file"] = args.local_file
     items = [("heartbeat", main)]
     for index, extra in enumerate(extras):
         item = {**extra, "entity": _expand_home(extra.get("entity"))}
         if args.plugin and "user_agent" not in item:
             item["user_agent"] = args.plugin
         items.append((f"extra heartbeat {index}", item))
-    if args.exclude:
-        keep = _entity_filter(args.exclude, args.include or [])
-        items = [(label, item) for label, item in items if keep(item.get("entity"))]
-    hide = _hidden_names(args.hide_file_names)
     for _label, item in items:
-        if item.get("type", "file") == "file" and hide(item.get("entity")):
-            _hide_file_name(item)
+        _format_path(item)
     return items
 
 
-def _hidden_names(value: str | None) -> Callable[[Any], bool]:
-    """`--hide-file-names`: true, false, or a regex of the paths to hide."""
-    text = (value or "").strip()
-    if not text or text in _GO_FALSE:
-        return lambda _entity: False
-    if text in _GO_TRUE:
-        return lambda entity: isinstance(entity, str)
-    return _entity_filter([], [text], keep_unmatched=False)
+def _format_path(item: dict[str, Any]) -> None:
+    """wakatime-cli's formatting, in place: a saved file's entity (and its project folder)
+    made absolute against the current folder with symlinks resolved, so detection sees the
+    real file. Unsaved buffers, remote `ssh://` files and other entities stay as sent."""
+    entity = item.get("entity")
+    if not _is_local_saved_file(item) or not isinstance(entity, str):
+        return
+    item["entity"] = os.path.realpath(entity)
+    folder = item.get("project_folder")
+    if isinstance(folder, str) and folder:
+        item["project_folder"] = os.path.realpath(_expand_home(folder))
 
 
-def _hide_file_name(item: dict[str, Any]) -> None:
-    """As wakatime-cli's sanitizer: `HIDDEN.<ext>`, and nothing that could tell the name."""
-    from agent.privacy import NAME_REVEALING_FIELDS, hidden_file_name
+def _is_local_saved_file(item: dict[str, Any]) -> bool:
+    entity = item.get("entity")
+    return (
+        item.get("type", "file") == "file"
+        and isinstance(entity, str)
+        and bool(entity)
+        and item.get("is_unsaved_entity") is not True
+        and "://" not in entity
+    )
 
-    item["entity"] = hidden_file_name(item["entity"])
-    for name in NAME_REVEALING_FIELDS:
-        item.pop(name, None)
+
+def existing(
+    items: list[tuple[str, dict[str, Any]]],
+) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    """wakatime-cli's file filter: heartbeats for saved files that do not exist (checked at
+    `--local-file` when given) are left out; (kept, labels left out)."""
+    kept: list[tuple[str, dict[str, Any]]] = []
+    missing: list[str] = []
+    for label, item in items:
+        local = item.pop("local_file", None)
+        if _is_local_saved_file(item):
+            path = local if isinstance(local, str) and local else item["entity"]
+            if not os.path.exists(path):
+                missing.append(f"{label}: {path}")
+                continue
+        kept.append((label, item))
+    return kept, missing
+
+
+def privacy_flags(args: CompatArgs) -> dict[str, Any]:
+    """The filter and privacy flags given (agent.privacy names them), for the daemon to
+    merge with ~/.wakatime.cfg's as wakatime-cli does."""
+    flags: dict[str, Any] = {}
+    for name in (
+        "exclude",
+        "include",
+        "hide_file_names",
+        "hide_project_names",
+        "hide_branch_names",
+    ):
+        if value := getattr(args, name):
+            flags[name] = value
+    for name in ("exclude_unknown_project", "include_only_with_project_file"):
+        if getattr(args, name):
+            flags[name] = True
+    return flags
 
 
 def build_heartbeats(
-    args: CompatArgs, extras: list[dict[str, Any]], now: float
+    items: list[tuple[str, dict[str, Any]]], privacy: dict[str, Any] | None = None
 ) -> tuple[list[Heartbeat], list[str]]:
-    """`heartbeat_dicts` validated into Heartbeats, for the offline fallback.
+    """`heartbeat_dicts` validated into Heartbeats carrying the plugin's `privacy` flags,
+    for the offline fallback.
 
     A heartbeat that fails validation is left out with a problem line; the rest count.
     """
@@ -603,41 +644,15 @@ def build_heartbeats(
 
     heartbeats: list[Heartbeat] = []
     problems: list[str] = []
-    for label, item in heartbeat_dicts(args, extras, now):
+    for label, item in items:
         try:
-            heartbeats.append(Heartbeat.from_mapping(item))
+            heartbeat = Heartbeat.from_mapping(item)
         except HeartbeatError as exc:
             problems.append(f"{label}: {exc}")
+            continue
+        heartbeat.privacy = privacy or None
+        heartbeats.append(heartbeat)
     return heartbeats, problems
-
-
-def _entity_filter(
-    exclude: list[str], include: list[str], *, keep_unmatched: bool = True
-) -> Callable[[Any], bool]:
-    """wakatime-cli's `--exclude`/`--include`: an include match keeps a heartbeat that an
-    exclude match would drop. Patterns are case-insensitive regexes; bad ones are ignored.
-    With keep_unmatched false, only include matches are kept."""
-    import re  # only here: Sublime and a few others pass patterns
-
-    def compiled(patterns: list[str]) -> list[re.Pattern[str]]:
-        found = []
-        for pattern in patterns:
-            try:
-                found.append(re.compile(pattern, re.IGNORECASE))
-            except re.error:
-                continue
-        return found
-
-    excluded, included = compiled(exclude), compiled(include)
-
-    def keep(entity: Any) -> bool:
-        if not isinstance(entity, str):
-            return keep_unmatched
-        if any(p.search(entity) for p in included):
-            return True
-        return keep_unmatched and not any(p.search(entity) for p in excluded)
-
-    return keep
 
 
 def _expand_home(entity: Any) -> Any:

@@ -66,21 +66,36 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_api_url(url: str) -> str:
-    """HTTPS only, except a server on this machine (a self-hosted Wakapi on loopback)."""
+def insecure_host(url: str) -> str | None:
+    """The host a plain-http URL sends to when that is not this machine, else None."""
+    parts = urlsplit(url)
+    if parts.scheme == "http" and parts.hostname and not is_loopback(parts.hostname):
+        return parts.hostname
+    return None
+
+
+def check_api_url(url: str, *, allow_insecure_http: bool = False) -> str:
+    """An http(s) URL, trimmed; plain http only to this machine unless allowed (keys and
+    activity cross the network in the clear otherwise)."""
     url = url.strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         # Not echoed: what stands where a URL belongs is often a key (`key|url` swapped).
         raise ValueError("is not an http(s) URL")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
+    if not allow_insecure_http and insecure_host(url):
         raise ValueError(
             f"{redact_url(url)!r} uses plain http; only https is allowed for non-loopback hosts"
         )
     return url
 
 
-ApiUrl = Annotated[str, AfterValidator(check_api_url)]
+def _http_url(url: str) -> str:
+    """Settings take any http(s) URL; whether plain http may be used is decided per
+    destination (agent.destinations), so a heartbeat is never lost over it."""
+    return check_api_url(url, allow_insecure_http=True)
+
+
+ApiUrl = Annotated[str, AfterValidator(_http_url)]
 
 
 def check_patterns(values: list[str]) -> list[str]:
@@ -141,6 +156,10 @@ class ApiSettings(Section):
     proxy: str | None = None
     ca_bundle: Path | None = None
     hostname: str | None = None
+    # Plain http to another machine (a self-hosted server on the LAN) from this file or the
+    # environment; ~/.wakatime.cfg's URLs and a plugin's --api-url need no opt-in, as
+    # wakatime-cli sends to them (agent.destinations).
+    allow_insecure_http: bool = False
 
 
 class DestinationSettings(Section):
@@ -247,7 +266,7 @@ class Settings(BaseSettings):
         """Names key the delivery state; `default` and `api_urls:…` are the agent's own."""
         names = [item.name for item in value]
         for name in names:
-            if name == "default" or name.startswith("api_urls:"):
+            if name == "default" or name.startswith(("api_urls:", "project_api_key:")):
                 raise ValueError(f"the name {name!r} is reserved; choose another")
             if names.count(name) > 1:
                 raise ValueError(f"the name {name!r} is used twice")
@@ -324,16 +343,21 @@ def read_toml(path: Path, required: bool) -> dict[str, Any]:
 
 
 def wakatime_fallback() -> dict[str, Any]:
-    """API key and URL from `WAKATIME_API_KEY` and ~/.wakatime.cfg, for a zero-setup start."""
-    settings = wakatime_cfg.load().get("settings", {})
+    """API key, URL and hostname from `WAKATIME_API_KEY` and ~/.wakatime.cfg (read as
+    wakatime-cli reads them: quotes stripped, old spellings too), for a zero-setup start."""
+    cfg = wakatime_cfg.load()
     api: dict[str, Any] = {}
-    key = os.environ.get("WAKATIME_API_KEY") or settings.get("api_key", "").strip()
+    key = os.environ.get("WAKATIME_API_KEY") or wakatime_cfg.setting(
+        cfg, "settings", "api_key", "apikey"
+    )
     if key:
         api["key"] = key
-    elif vault := settings.get("api_key_vault_cmd", "").strip():
+    elif vault := wakatime_cfg.setting(cfg, "settings", "api_key_vault_cmd"):
         api["key_command"] = vault
-    if url := settings.get("api_url", "").strip():
+    if url := wakatime_cfg.setting(cfg, "settings", "api_url"):
         api["url"] = url
+    if hostname := wakatime_cfg.setting(cfg, "settings", "hostname"):
+        api["hostname"] = hostname
     return {"api": api} if api else {}
 
 

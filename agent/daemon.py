@@ -18,16 +18,24 @@ import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from agent import __version__, wakatime_cfg
 from agent.authorship import Signal
 from agent.autostart import hold_instance_lock
-from agent.builder import HeartbeatBuilder, detect_options
+from agent.builder import HeartbeatBuilder, detect_options, privacy_for
 from agent.config import Settings, load_settings
 from agent.deliveries import build_sender
-from agent.destinations import DEFAULT, Destination, Router, configured_destinations
+from agent.destinations import (
+    DEFAULT,
+    PLUGIN_PREFIX,
+    Destination,
+    Router,
+    configured_destinations,
+    plugin_server,
+)
 from agent.detect import Detector
 from agent.heartbeat import Heartbeat
 from agent.ignore import IgnoreRules
@@ -36,6 +44,7 @@ from agent.ipc.protocol import ProtocolError
 from agent.ipc.server import IpcServer, SocketInUse, prepare_socket_path
 from agent.offline_adopt import adopt_offline_requests, read_heartbeat_request
 from agent.policy import ActivityPolicy, PolicySettings
+from agent.privacy import flags_problem
 from agent.reports import DaemonReports, DaemonState
 from agent.sender import DeliveryLoop
 from agent.sources.ai import WriteClassifier
@@ -62,6 +71,7 @@ OFFLINE_CHECK_INTERVAL = 30.0  # seconds between looks for requests queued witho
 PLUGINS_REMEMBERED = 7 * 86400.0  # seconds of history in which a plugin heartbeat counts
 WRITTEN, REMOVED = "written", "removed"  # the watcher's events that are not signals
 WatchedEvent = Signal | str
+WAKATIME_CFG_POLL = 2.0  # seconds between looks (one stat) at ~/.wakatime.cfg for changes
 
 
 class Daemon:
@@ -78,6 +88,11 @@ class Daemon:
         self._wakatime_cfg_read = wakatime_cfg.signature()
         # The API key plugins send (wakatime-cli's --key): used only while none is configured.
         self.plugin_api_key: str | None = None
+        # The servers plugins named with --api-url (and their --key), by destination name.
+        self.plugin_servers: dict[str, Destination] = {}
+        self._cfg_poll: asyncio.TimerHandle | None = None
+        # What is wrong with ~/.wakatime.cfg (a line that is not INI), for status and plugins.
+        self.wakatime_cfg_problem: str | None = None
         self.clock = clock
         self.started = clock()
         self.database_reset: Path | None = None
@@ -146,6 +161,7 @@ class Daemon:
         prepare_socket_path(settings.socket_path())
         db_path = settings.database_path()
         self.store, self.database_reset = HeartbeatStore.open_or_reset(db_path)
+        self._check_wakatime_cfg_lines()
         self.destinations = configured_destinations(settings)
         self.reports = DaemonReports(settings, self.destinations, self.clock)
         self.ingest = Ingest(
@@ -172,6 +188,7 @@ class Daemon:
         self._retention_due()
         self._offline_due()
         self._rescan = self._loop.call_later(settings.watch.rescan_interval, self._rescan_due)
+        self._poll_wakatime_cfg()
         self._spawn(asyncio.to_thread(self._check_queue_size), "the queue size check")
 
     async def shutdown(self) -> None:
@@ -183,6 +200,8 @@ class Daemon:
             self._offline_check.cancel()
         if self._rescan:
             self._rescan.cancel()
+        if self._cfg_poll:
+            self._cfg_poll.cancel()
         if self.watcher:
             await asyncio.to_thread(self.watcher.stop)
         if self.ai:
@@ -440,9 +459,27 @@ class Daemon:
     def _accept(self, request: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
         """Validate on the loop (errors are answered at once); the answer comes after the
         commit."""
-        heartbeats, problems, offered_key = read_heartbeat_request(request, self.clock())
-        if offered_key is not None:
-            self._take_plugin_key(offered_key)
+        heartbeats, problems, key = read_heartbeat_request(request, self.clock())
+        privacy = request.get("privacy")
+        if privacy is not None and (problem := flags_problem(privacy)):
+            raise ProtocolError(problem)
+        offered_url = request.get("api_url")
+        server = None
+        if offered_url is not None:
+            if not isinstance(offered_url, str):
+                raise ProtocolError("api_url: must be a string")
+            try:
+                server = plugin_server(offered_url, key, self.destinations)
+            except ValueError as exc:
+                raise ProtocolError(f"api_url: {exc}") from None
+        if server is not None:
+            self._serve_plugin_server(server)
+        elif key:
+            self._take_plugin_key(key)
+        if privacy or server:  # the plugin's flags and server go with its heartbeats
+            name = server.name if server else None
+            heartbeats = [replace(hb, privacy=privacy, server=name) for hb in heartbeats]
+        # `skip_invalid` (the compat command's extras): store the good ones, name the rest.
         skip_invalid = request.get("skip_invalid") is True
         plugin_heartbeat = self.policy.plugin_heartbeat
         for hb in heartbeats:
@@ -461,12 +498,29 @@ class Daemon:
                     ]
                 if trouble := self._delivery_trouble():
                     stored_answer["delivery"] = trouble
+                    if trouble == "misconfigured":
+                        stored_answer["problem"] = self.config_problem()
                 answer.set_result(stored_answer)
 
         self.ingest.submit_from_loop(heartbeats, settle)
         return answer
 
     # -- delivery ---------------------------------------------------------------------
+
+    def _serve_plugin_server(self, server: Destination) -> None:
+        """Deliver to the server a plugin named (its own destination, with its own key),
+        from now on and after reloads; a new key from that plugin replaces the old one."""
+        if not server.name.startswith(PLUGIN_PREFIX):
+            return  # a configured destination: delivered already
+        if self.plugin_servers.get(server.name) == server:
+            return
+        self.plugin_servers[server.name] = server
+        self.destinations = [d for d in self.destinations if d.name != server.name] + [server]
+        self.ingest.reconfigure(self.ingest.builder, Router(tuple(self.destinations)))
+        self.reports.reconfigure(self.settings, self.destinations)
+        if (old := self.deliveries.pop(server.name, None)) is not None:
+            self._spawn(asyncio.to_thread(self._stop_delivery, old), "stopping a delivery")
+        self._start_delivery(server)
 
     def _take_plugin_key(self, key: str) -> None:
         """A plugin's key (never logged): kept for the default destination, which tries it
@@ -482,32 +536,65 @@ class Daemon:
         """The default destination's trouble, if any (DeliveryStatus.trouble). While it is
         paused, a ~/.wakatime.cfg that changed since the configuration was read is read
         again: that is where a plugin writes the key it asked its user for."""
+        if self.config_problem():
+            return "misconfigured"
         loop = self.deliveries.get(DEFAULT)
         trouble = loop.sender.status.trouble if loop is not None else None
-        if trouble == "paused" and self._wakatime_cfg_changed():
-            self._request_reload()
+        if trouble == "paused":
+            self._reload_if_wakatime_cfg_changed()
         return trouble
 
-    def _wakatime_cfg_changed(self) -> bool:
+    def config_problem(self) -> str | None:
+        """What in the configuration keeps the default server from getting heartbeats."""
+        default = self.destinations[0].problem if self.destinations else None
+        return self.wakatime_cfg_problem or default
+
+    def _poll_wakatime_cfg(self) -> None:
+        """Look at ~/.wakatime.cfg every few seconds (one stat): a key or URL written there
+        (by the user, or by a plugin that asked for it) is taken without a SIGHUP."""
+        assert self._loop is not None
+        self._reload_if_wakatime_cfg_changed()
+        self._cfg_poll = self._loop.call_later(WAKATIME_CFG_POLL, self._poll_wakatime_cfg)
+
+    def _reload_if_wakatime_cfg_changed(self) -> None:
         signature = wakatime_cfg.signature()
-        changed = signature != self._wakatime_cfg_read
-        self._wakatime_cfg_read = signature
-        return changed
+        if signature != self._wakatime_cfg_read:
+            self._wakatime_cfg_read = signature
+            log.info("%s changed: reloading the configuration", wakatime_cfg.default_path())
+            self._request_reload()
+
+    def _check_wakatime_cfg_lines(self) -> None:
+        try:
+            wakatime_cfg.load_checked()
+        except wakatime_cfg.CfgError as exc:
+            if str(exc) != self.wakatime_cfg_problem:
+                log.error("%s; its other lines are used", exc)
+            self.wakatime_cfg_problem = str(exc)
+        else:
+            self.wakatime_cfg_problem = None
 
     def _start_deliveries(self) -> None:
         for destination in self.destinations:
-            sender = build_sender(
-                self.settings, destination, self.clock, lambda: self.plugin_api_key
-            )
-            loop = DeliveryLoop(sender, self.ingest.request_heal)
-            self.deliveries[destination.name] = loop
-            loop.start()
+            self._start_delivery(destination)
+
+    def _start_delivery(self, destination: Destination) -> None:
+        if destination.problem:  # nothing may be sent there: its heartbeats wait queued
+            log.error("%s: delivery paused: %s", destination.name, destination.problem)
+            return
+        sender = build_sender(self.settings, destination, self.clock, lambda: self.plugin_api_key)
+        loop = DeliveryLoop(sender, self.ingest.request_heal)
+        self.deliveries[destination.name] = loop
+        loop.start()
 
     def _stop_deliveries(self) -> None:
         for loop in self.deliveries.values():
-            loop.stop()
-            loop.sender.close()
+            self._stop_delivery(loop)
         self.deliveries.clear()
+
+    @staticmethod
+    def _stop_delivery(loop: DeliveryLoop) -> None:
+        loop.stop()
+        loop.sender.close()
 
     def _heal_database(self) -> None:
         """In the ingest's writer thread, its connection closed, once the database turned
@@ -634,11 +721,13 @@ class Daemon:
                 self._wakatime_cfg_read = wakatime_cfg.signature()
                 settings = await asyncio.to_thread(self._reload_settings)
                 destinations = configured_destinations(settings)
+                destinations += self.plugin_servers.values()
                 builder = _builder(settings)
             except Exception as exc:
                 log.error("reload refused, keeping the running configuration: %s", exc)
                 return False
             self._keep_locations(settings)
+            self._check_wakatime_cfg_lines()
             self.settings = settings
             self.destinations = destinations
             self.ingest.reconfigure(builder, Router(tuple(destinations)))
@@ -680,6 +769,7 @@ class Daemon:
             database_reset=str(self.database_reset) if self.database_reset else None,
             delivery={name: loop.sender.status for name, loop in self.deliveries.items()},
             watch=watch_report(self.watch_plan),
+            config_problem=self.config_problem(),
         )
         return self.reports.status(state)
 
@@ -689,7 +779,7 @@ class Daemon:
 
 
 def _builder(settings: Settings) -> HeartbeatBuilder:
-    return HeartbeatBuilder(Detector(detect_options(settings)))
+    return HeartbeatBuilder(Detector(detect_options(settings)), privacy_for(settings))
 
 
 def _policy_settings(settings: Settings) -> PolicySettings:

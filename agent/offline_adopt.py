@@ -22,12 +22,14 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from agent.autostart import answers
 from agent.heartbeat import Heartbeat, HeartbeatError, timeliness_problems
 from agent.ipc.protocol import MAX_BATCH, ProtocolError
 from agent.offline_queue import requests_waiting, spool_file
+from agent.privacy import flags_problem
 from agent.store import HeartbeatStore
 
 if TYPE_CHECKING:
@@ -132,6 +134,18 @@ def _rows(
     except ProtocolError as exc:
         log.warning("offline request %d dropped: %s", line, exc)
         return []
+    privacy = request.get("privacy")
+    if privacy is not None and (problem := flags_problem(privacy)):
+        log.warning("offline request %d dropped: %s", line, problem)
+        return []
+    if privacy:  # the plugin's privacy flags go with its heartbeats, as on the socket
+        heartbeats = [replace(hb, privacy=privacy) for hb in heartbeats]
+    if request.get("api_url"):
+        log.warning(
+            "offline request %d: the plugin's --api-url is not applied to heartbeats queued"
+            " without a daemon; they go to the configured servers",
+            line,
+        )
     for _index, message in problems:
         log.warning("offline request %d: dropped %s", line, message)
     if key:

@@ -91,6 +91,8 @@ class DaemonState:
     delivery: Mapping[str, DeliveryStatus] = field(default_factory=dict)
     # Each watched folder and why, folders waiting to exist (agent.watch_roots.watch_report).
     watch: Mapping[str, Any] = field(default_factory=dict)
+    # What in the configuration keeps heartbeats from the default server (a URL, a cfg line).
+    config_problem: str | None = None
 
 
 def status_report(
@@ -124,15 +126,19 @@ def status_report(
         "database_reset": daemon.database_reset if daemon else None,
         "socket": str(settings.socket_path()),
         "destinations": [],
+        "config_problem": daemon.config_problem if daemon else _default_problem(destinations),
     }
     if store is None:
         return report
     counts = store.counts(among=[destination.name for destination in destinations])
     live = daemon.delivery if daemon else {}
-    last_error = None
+    last_error = report["config_problem"]
     for destination in destinations:
         entry = store.destination_report(destination.name, display_url(destination.url))
-        if (state := live.get(destination.name)) is not None:
+        if destination.problem:  # nothing may be sent there: its heartbeats wait queued
+            entry.update(last_error=None, paused=destination.problem)
+            last_error = last_error or destination.problem
+        elif (state := live.get(destination.name)) is not None:
             entry.update(last_error=state.last_error, paused=state.paused)
             last_error = last_error or state.paused or state.last_error
         report["destinations"].append(entry)
@@ -144,6 +150,10 @@ def status_report(
         last_error=last_error,
     )
     return report
+
+
+def _default_problem(destinations: Sequence[Destination]) -> str | None:
+    return destinations[0].problem if destinations else None
 
 
 # ----- the daemon's reports ------------------------------------------------------------------

@@ -30,19 +30,59 @@ def signature(path: Path | None = None) -> tuple[int, int, int] | None:
     return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
+class CfgError(ValueError):
+    """A line of the file that is neither a section, a `key = value` nor a comment."""
+
+
 def parse(text: str) -> dict[str, dict[str, str]]:
-    """Sections → {key: value}. Keys keep their case (the `[api_urls]` keys are regexes)."""
+    """Sections → {key: value}; lines that cannot be read are left out (see `parse_checked`)."""
+    return parse_checked(text)[0]
+
+
+def parse_checked(text: str) -> tuple[dict[str, dict[str, str]], list[tuple[int, str]]]:
+    """Sections → {key: value}, and the (line number, line) of each line that is not INI.
+
+    As wakatime-cli's INI reader (go-ini with Python multi-line values): section and key
+    names are case-insensitive (kept lower-case for sections; keys keep their case, the
+    `[api_urls]` and `[projectmap]` keys being regexes), and an indented line continues
+    the value above it, joined with a newline (`exclude =` then one pattern a line).
+    """
     sections: dict[str, dict[str, str]] = {}
+    garbled: list[tuple[int, str]] = []
     current: dict[str, str] | None = None
-    for line in text.splitlines():
+    last_key: str | None = None
+    for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if not stripped or stripped[0] in "#;":
             continue
-        if match := _SECTION.match(line):
-            current = sections.setdefault(match["name"].strip(), {})
+        if current is not None and last_key is not None and line[0] in " \t":
+            previous = current[last_key]
+            current[last_key] = f"{previous}\n{stripped}" if previous else stripped
+        elif match := _SECTION.match(line):
+            current = sections.setdefault(match["name"].strip().lower(), {})
+            last_key = None
         elif current is not None and (match := _ENTRY.match(line)):
-            current[match["key"]] = match["value"]
-    return sections
+            last_key = match["key"]
+            current[last_key] = match["value"]
+        else:
+            garbled.append((number, stripped))
+    return sections, garbled
+
+
+def unquoted(value: str) -> str:
+    """A value without the quotes around it, as wakatime-cli reads every string setting
+    (`api_key = "…"` and `'…'` mean the key itself)."""
+    return value.strip().strip("\"'")
+
+
+def setting(sections: dict[str, dict[str, str]], section: str, *keys: str) -> str:
+    """The first non-empty of `keys` in `section` (names compared case-insensitively),
+    unquoted; "" when none is set."""
+    found = {key.lower(): value for key, value in sections.get(section, {}).items()}
+    for key in keys:
+        if value := unquoted(found.get(key, "")):
+            return value
+    return ""
 
 
 def load(path: Path | None = None) -> dict[str, dict[str, str]]:
@@ -53,9 +93,30 @@ def load(path: Path | None = None) -> dict[str, dict[str, str]]:
         return {}
 
 
+def load_checked(path: Path | None = None) -> dict[str, dict[str, str]]:
+    """The parsed file ({} when absent); raises CfgError naming the file and the first line
+    that is not INI (wakatime-cli refuses such a file whole: exit 103)."""
+    path = path or default_path()
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise CfgError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    sections, garbled = parse_checked(text)
+    if garbled:
+        number, line = garbled[0]
+        more = f" (and {len(garbled) - 1} more)" if len(garbled) > 1 else ""
+        raise CfgError(
+            f"{path}, line {number}: {line[:80]!r} is not `key = value`, a [section]"
+            f" or a comment{more}"
+        )
+    return sections
+
+
 def read_value(key: str, section: str = "settings", path: Path | None = None) -> str:
-    """One value, or "" when absent."""
-    return load(path).get(section, {}).get(key, "")
+    """One value, unquoted, or "" when absent."""
+    return setting(load(path), section.lower(), key.lower())
 
 
 def write_value(key: str, value: str, section: str = "settings", path: Path | None = None) -> None:

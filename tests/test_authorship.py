@@ -159,3 +159,13 @@ def test_decisions_are_bounded_and_the_operations_are_reported_once() -> None:
 
 def test_project_of_is_the_folder_below_p() -> None:
     assert project_of("/p/a/b/c.py") == "a"
+
+
+def test_an_operation_pushed_out_by_many_later_ones_still_gets_its_log_line() -> None:
+    policy = make()
+    for i in range(5):
+        policy.file_written(f"/p/a/gen/f{i}.py", 1.0 + i * 0.01)
+    for second in range(10):  # an IDE running `git status` every second
+        git_op(policy, 3.0 + second, [], ref=False)
+    run(policy)
+    assert [op.writer for op in policy.finished_operations()] == [Writer.TOOL]

@@ -7,8 +7,14 @@ from pathlib import Path
 from agentproc import git_repo
 
 from agent.builder import HeartbeatBuilder
-from agent.detect import Detection, DetectionKey, DetectOptions, Detector
+from agent.detect import Detection, DetectionKey, Detector
 from agent.heartbeat import Heartbeat
+from agent.privacy import RulesCache, privacy_rules
+
+
+def with_rules(**own: bool) -> HeartbeatBuilder:
+    """A builder whose `[heartbeats]` switches are `own`."""
+    return HeartbeatBuilder(rules=RulesCache(lambda flags: privacy_rules({}, own, flags)))
 
 
 def test_missing_fields_are_detected(tmp_path: Path) -> None:
@@ -55,7 +61,7 @@ def test_apps_and_placeholders_pass_through() -> None:
 def test_privacy_switches_drop_what_the_plugin_counted_too(tmp_path: Path) -> None:
     repo = git_repo(tmp_path / "secret", branch="main")
     (repo / "plan.py").write_text("import os\n")
-    builder = HeartbeatBuilder(Detector(DetectOptions(hide_file_names=True)))
+    builder = with_rules(hide_file_names=True)
     hb = builder.complete(
         Heartbeat(entity=str(repo / "plan.py"), time=1.7e9, lines=10, dependencies=["os"])
     )
@@ -66,7 +72,7 @@ def test_privacy_switches_drop_what_the_plugin_counted_too(tmp_path: Path) -> No
 
 def test_excluded_unknown_projects_are_skipped(tmp_path: Path) -> None:
     (tmp_path / "loose.py").write_text("pass\n")
-    builder = HeartbeatBuilder(Detector(DetectOptions(exclude_unknown_project=True)))
+    builder = with_rules(exclude_unknown_project=True)
     written = Heartbeat(entity=str(tmp_path / "loose.py"), time=1.7e9, is_write=True)
     assert builder.complete(written) is None
 
@@ -114,7 +120,7 @@ def test_an_unsaved_buffer_is_detected_from_its_path_or_its_project_folder(tmp_p
         "Rust",
     )
 
-    hiding = HeartbeatBuilder(Detector(DetectOptions(hide_file_names=True)))
+    hiding = with_rules(hide_file_names=True)
     hidden = hiding.complete(
         Heartbeat(entity="notes.md", time=1.7e9, is_unsaved_entity=True, project_folder=str(repo))
     )

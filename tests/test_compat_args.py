@@ -22,6 +22,7 @@ from agent.compat import (
     CompatArgs,
     ExitCode,
     build_heartbeats,
+    heartbeat_dicts,
     is_wakatime_cli_name,
     parse_args,
     parse_time,
@@ -894,7 +895,7 @@ def test_main_heartbeat_from_flags() -> None:
     )
     # fmt: on
 
-    heartbeats, problems = build_heartbeats(args, [], NOW)
+    heartbeats, problems = build_heartbeats(heartbeat_dicts(args, [], NOW))
 
     assert problems == []
     assert [hb.to_dict() for hb in heartbeats] == [
@@ -926,7 +927,9 @@ def test_main_heartbeat_from_flags() -> None:
 
 @pytest.mark.parametrize("time_args", [[], ["--time", "0"]])
 def test_time_defaults_to_now(time_args: list[str]) -> None:
-    heartbeats, problems = build_heartbeats(parse_args(["--entity", "/a.py", *time_args]), [], NOW)
+    heartbeats, problems = build_heartbeats(
+        heartbeat_dicts(parse_args(["--entity", "/a.py", *time_args]), [], NOW)
+    )
 
     assert problems == []
     assert heartbeats[0].time == NOW
@@ -948,7 +951,7 @@ def test_placeholders_pass_through_unchanged() -> None:
     )
     # fmt: on
 
-    [heartbeat], problems = build_heartbeats(args, [], NOW)
+    [heartbeat], problems = build_heartbeats(heartbeat_dicts(args, [], NOW))
 
     assert problems == []
     assert (heartbeat.type, heartbeat.project, heartbeat.alternate_branch) == (
@@ -971,7 +974,7 @@ def test_a_bad_extra_is_dropped_and_the_rest_count() -> None:
     )
     args = parse_args(["--entity", "/main.py", "--plugin", "vim/900 vim-wakatime/11.2.0"])
 
-    heartbeats, problems = build_heartbeats(args, extras, NOW)
+    heartbeats, problems = build_heartbeats(heartbeat_dicts(args, extras, NOW))
 
     assert read_problems == []
     assert [hb.entity for hb in heartbeats] == ["/main.py", "/a.py", "/e.py"]
@@ -989,7 +992,9 @@ def test_a_bad_extra_is_dropped_and_the_rest_count() -> None:
 def test_a_bad_main_heartbeat_does_not_lose_the_extras() -> None:
     extras = [{"entity": "/a.py", "time": 1700000001.0}]
 
-    heartbeats, problems = build_heartbeats(parse_args(["--lineno", "3"]), extras, NOW)
+    heartbeats, problems = build_heartbeats(
+        heartbeat_dicts(parse_args(["--lineno", "3"]), extras, NOW)
+    )
 
     assert [hb.entity for hb in heartbeats] == ["/a.py"]
     assert problems == ["heartbeat: entity: is required"]
@@ -999,13 +1004,15 @@ def test_home_is_expanded_in_entities(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setenv("HOME", str(tmp_path))
     extras = [{"entity": "~/b.py", "time": 1700000001.0}, {"entity": "~x", "time": 1700000002.0}]
 
-    heartbeats, problems = build_heartbeats(parse_args(["--entity", "~/a.py"]), extras, NOW)
+    heartbeats, problems = build_heartbeats(
+        heartbeat_dicts(parse_args(["--entity", "~/a.py"]), extras, NOW)
+    )
 
     assert problems == []
     assert [hb.entity for hb in heartbeats] == [
         str(tmp_path / "a.py"),
         str(tmp_path / "b.py"),
-        "~x",
+        os.path.abspath("~x"),  # not the home folder: a relative name, made absolute
     ]
 
 

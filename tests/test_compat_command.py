@@ -98,6 +98,12 @@ def daemon(setup: Setup) -> Iterator[AgentProcess]:
         assert process.stop() == 0
 
 
+def saved(path: Path) -> str:
+    """A file that exists (wakatime-cli, and the command, skip entities that do not)."""
+    path.touch()
+    return str(path)
+
+
 def vim_argv(entity: Path, *more: str) -> list[str]:
     return ["--entity", str(entity), "--plugin", VIM_UA, "--lineno", "2", "--write", *more]
 
@@ -142,7 +148,7 @@ def test_no_daemon_writes_the_queue_and_exits_102(setup: Setup, waka: FakeWakaTi
 def test_no_daemon_and_no_key_exits_104(tmp_path: Path, key: list[str], code: int) -> None:
     env = agent_env(tmp_path, api_key=None)
 
-    result = run_cli(["--entity", "/tmp/a.py", "--plugin", VIM_UA, *key], env)
+    result = run_cli(["--entity", saved(tmp_path / "a.py"), "--plugin", VIM_UA, *key], env)
 
     assert (result.code, result.stdout, result.stderr) == (code, "", "")
 
@@ -255,7 +261,7 @@ def test_a_broken_config_still_queues_the_heartbeat(tmp_path: Path) -> None:
     env["HEARTBEAT_AGENT_CONFIG"] = str(tmp_path / "bad.toml")
     setup = Setup(env, tmp_path, tmp_path)
 
-    result = run_cli(["--entity", "/tmp/a.py"], env)
+    result = run_cli(["--entity", saved(tmp_path / "a.py")], env)
 
     assert (result.code, result.stdout, result.stderr) == (102, "", "")
     assert [hb["entity"] for hb in setup.waiting()] == ["/tmp/a.py"]
@@ -265,16 +271,17 @@ def test_a_broken_config_still_queues_the_heartbeat(tmp_path: Path) -> None:
 def test_an_invalid_main_heartbeat_exits_1_but_its_extras_count(
     setup: Setup, daemon: AgentProcess, waka: FakeWakaTime
 ) -> None:
-    extras = [{"entity": "/tmp/extra.txt", "time": time.time()}]
+    extra = saved(setup.root / "extra.txt")
+    extras = [{"entity": extra, "time": time.time()}]
 
     result = run_cli(
-        ["--entity", "/tmp/main.txt", "--category", "napping", "--extra-heartbeats"],
+        ["--entity", saved(setup.root / "main.txt"), "--category", "napping", "--extra-heartbeats"],
         setup.env,
         json.dumps(extras) + "\n",
     )
 
     assert (result.code, result.stdout, result.stderr) == (1, "", "")
-    assert [hb["entity"] for hb in waka.wait_for(1)] == ["/tmp/extra.txt"]
+    assert [hb["entity"] for hb in waka.wait_for(1)] == [extra]
 
 
 @pytest.mark.parametrize(
@@ -304,20 +311,22 @@ def test_team_and_ai_features_are_answered_harmlessly(setup: Setup, argv: list[s
 
 
 def test_unknown_flags_are_ignored(setup: Setup, daemon: AgentProcess, waka: FakeWakaTime) -> None:
+    entity = saved(setup.root / "u.txt")
     result = run_cli(
-        ["--shiny-new-flag", "value", "--entity", "/tmp/u.txt", "--verbose", "--frobnicate"],
+        ["--shiny-new-flag", "value", "--entity", entity, "--verbose", "--frobnicate"],
         setup.env,
     )
 
     assert (result.code, result.stdout, result.stderr) == (0, "", "")
-    assert waka.wait_for(1)[0]["entity"] == "/tmp/u.txt"
+    assert waka.wait_for(1)[0]["entity"] == entity
     assert "ignored unknown flags: --shiny-new-flag value --frobnicate" in setup.log
 
 
 def test_offline_count_and_print_without_a_daemon(setup: Setup) -> None:
     start = time.time() - 300  # recent: the daemon's rules refuse a year-old heartbeat
     for index in range(3):
-        run_cli(["--entity", f"/tmp/q{index}.txt", "--time", str(start + index)], setup.env)
+        entity = saved(setup.root / f"q{index}.txt")
+        run_cli(["--entity", entity, "--time", str(start + index)], setup.env)
 
     count = run_cli(["--offline-count"], setup.env)
     printed = run_cli(["--print-offline-heartbeats", "2"], setup.env)
@@ -325,14 +334,17 @@ def test_offline_count_and_print_without_a_daemon(setup: Setup) -> None:
 
     assert (count.code, count.stdout) == (0, "3\n")
     assert printed.code == 0
-    assert [hb["entity"] for hb in json.loads(printed.stdout)] == ["/tmp/q0.txt", "/tmp/q1.txt"]
+    assert [hb["entity"] for hb in json.loads(printed.stdout)] == [
+        str(setup.root / "q0.txt"),
+        str(setup.root / "q1.txt"),
+    ]
     assert (synced.code, synced.stdout, synced.stderr) == (102, "", "")
 
 
 def test_offline_count_and_sync_with_a_daemon(
     setup: Setup, daemon: AgentProcess, waka: FakeWakaTime
 ) -> None:
-    run_cli(["--entity", "/tmp/one.txt"], setup.env)
+    run_cli(["--entity", saved(setup.root / "one.txt")], setup.env)
     waka.wait_for(1)
 
     count = run_cli(["--offline-count"], setup.env)

@@ -110,7 +110,7 @@ def test_vault_command_from_wakatime_cfg(home: Path) -> None:
     ("text", "expected"),
     [
         ("[api]\ntimeout = 'soon'\n", "api.timeout: Input should be a valid number"),
-        ("[api]\nurl = 'http://wakatime.com/api/v1'\n", "api.url: 'http://"),
+        ("[api]\nurl = 'ftp://wakatime.com/api/v1'\n", "api.url: is not an http(s) URL"),
         ("[watch]\npathz = []\n", "watch.pathz: unknown setting"),
         ("[heartbeats]\nstorm_files = 0\n", "heartbeats.storm_files: Input should be greater"),
         ("[api\nkey=1\n", "invalid TOML"),

@@ -137,7 +137,7 @@ def test_api_urls_bad_lines_are_skipped_with_a_log_line(
     found = api_urls_destinations(
         {
             "([unclosed": "https://b.example/api|waka_secret_1",
-            "^/plain/": "http://b.example/api|waka_secret_2",  # plain http to another machine
+            "^/bad-url/": "wakapi.example/api|waka_secret_2",
             "^/local/": "http://127.0.0.1:3000/api|waka_secret_3",  # loopback http is fine
         },
         default(),
@@ -146,7 +146,7 @@ def test_api_urls_bad_lines_are_skipped_with_a_log_line(
     skipped = [r.getMessage() for r in caplog.records if "line skipped" in r.getMessage()]
     assert len(skipped) == 2
     assert ".wakatime.cfg: [api_urls] ([unclosed" in skipped[0]
-    assert "plain http" in skipped[1]
+    assert "not an http(s) URL" in skipped[1]
     assert "waka_secret" not in caplog.text
 
 

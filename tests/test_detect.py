@@ -14,8 +14,6 @@ import pytest
 from conftest import require_tools
 
 from agent.detect import (
-    SKIP_NO_PROJECT_FILE,
-    SKIP_UNKNOWN_PROJECT,
     DetectionKey,
     DetectOptions,
     Detector,
@@ -23,7 +21,6 @@ from agent.detect import (
 )
 from agent.detect.cache import LRU
 from agent.detect.lines import MAX_SIZE
-from agent.detect.project import obfuscated_name
 
 GIT_CONFIG = [
     "-c", "user.name=Test", "-c", "user.email=test@example.invalid",
@@ -67,7 +64,7 @@ def test_git_repository_gives_folder_name_branch_and_root(tmp_path: Path) -> Non
     repo = make_repo(tmp_path / "webapp", {"src/app.py": "import flask\n"})
     d = Detector().detect(str(repo / "src" / "app.py"))
     assert (d.project, d.branch, d.project_root) == ("webapp", "main", str(repo))
-    assert (d.language, d.lines, d.dependencies, d.skip) == ("Python", 1, ("flask",), None)
+    assert (d.language, d.lines, d.dependencies) == ("Python", 1, ("flask",))
     assert d.entity == str(repo / "src" / "app.py")
 
 
@@ -315,7 +312,7 @@ def test_no_project_and_alternates(tmp_path: Path) -> None:
     (tmp_path / "loose.rb").write_text("require 'json'\n")
     detector = Detector()
     d = detector.detect(str(tmp_path / "loose.rb"))
-    assert (d.project, d.branch, d.project_root, d.skip) == (None, None, None, None)
+    assert (d.project, d.branch, d.project_root) == (None, None, None)
     d = detector.detect(
         str(tmp_path / "loose.rb"),
         alternate_project="Alt",
@@ -347,56 +344,6 @@ def test_explicit_language_drives_dependency_parsing(tmp_path: Path) -> None:
     assert detector.detect(str(tmp_path / "script"), language="Python").dependencies == (
         "requests",
     )
-
-
-def test_exclude_unknown_project(tmp_path: Path) -> None:
-    (tmp_path / "a.py").write_text("")
-    detector = Detector(DetectOptions(exclude_unknown_project=True))
-    assert detector.detect(str(tmp_path / "a.py")).skip == SKIP_UNKNOWN_PROJECT
-    assert detector.detect(str(tmp_path / "a.py"), alternate_project="P").skip is None
-    repo = make_repo(tmp_path / "repo")
-    assert detector.detect(str(repo / "main.py")).skip is None
-
-
-def test_include_only_with_project_file(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo", {"sub/a.py": ""})
-    detector = Detector(DetectOptions(include_only_with_project_file=True))
-    assert detector.detect(str(repo / "sub" / "a.py")).skip == SKIP_NO_PROJECT_FILE
-    (repo / ".wakatime-project").write_text("Tracked\n")
-    detector = Detector(DetectOptions(include_only_with_project_file=True))
-    assert detector.detect(str(repo / "sub" / "a.py")).skip is None
-
-
-# --- privacy ---------------------------------------------------------------------------
-
-
-def test_hide_file_names(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo", {"secret_plan.py": "import boto3\n", "Makefile": "x:\n"})
-    detector = Detector(DetectOptions(hide_file_names=True))
-    d = detector.detect(str(repo / "secret_plan.py"))
-    assert (d.entity, d.language, d.project) == ("HIDDEN.py", "Python", "repo")
-    assert (d.lines, d.dependencies, d.branch) == (None, (), None)
-    assert detector.detect(str(repo / "Makefile")).entity == "HIDDEN"
-
-
-def test_hide_project_names_is_stable_and_keeps_project_file_names(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "topsecret", {"a.py": "import os\n"})
-    options = DetectOptions(hide_project_names=True)
-    first = Detector(options).detect(str(repo / "a.py"))
-    again = Detector(options).detect(str(repo / "a.py"))
-    assert first.project == again.project == obfuscated_name(str(repo))
-    assert first.project and "topsecret" not in first.project
-    assert (first.branch, first.lines, first.entity) == (None, None, str(repo / "a.py"))
-    other = make_repo(tmp_path / "other")
-    assert Detector(options).detect(str(other / "main.py")).project != first.project
-    (repo / ".wakatime-project").write_text("Public Name\n")
-    assert Detector(options).detect(str(repo / "a.py")).project == "Public Name"
-
-
-def test_hide_branch_names(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo")
-    d = Detector(DetectOptions(hide_branch_names=True)).detect(str(repo / "main.py"))
-    assert (d.project, d.branch, d.lines) == ("repo", None, 1)
 
 
 # --- caching -----------------------------------------------------------------------------
@@ -540,18 +487,3 @@ def test_missing_file_is_detected_from_its_name(tmp_path: Path) -> None:
         None,
         (),
     )
-
-
-def test_report_is_what_detect_json_prints(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo", {"main.go": 'package main\n\nimport "net/http"\n'})
-    relative = os.path.relpath(repo / "main.go")
-    assert Detector().report([relative]) == [
-        {
-            "entity": str(repo / "main.go"),
-            "project": "repo",
-            "branch": "main",
-            "language": "Go",
-            "lines": 3,
-            "dependencies": ["net/http"],
-        }
-    ]

@@ -38,9 +38,9 @@ def test_credentials_in_urls_are_masked_in_config_show_and_errors(tmp_path: Path
     shown = cli(env, "config", "show")
     assert shown.returncode == 0, shown.stderr
     assert "https://***@wakapi.example/api?api_key=***" in shown.stdout
-    env["HEARTBEAT_AGENT_API__URL"] = "http://me:hunter2@example.com/api?api_key=waka_query_secret"
+    env["HEARTBEAT_AGENT_API__URL"] = "ftp://me:hunter2@example.com/api?api_key=waka_query_secret"
     refused = cli(env, "config", "show")
-    assert refused.returncode == 78 and "uses plain http" in refused.stderr
+    assert refused.returncode == 78 and "is not an http(s) URL" in refused.stderr
     for secret in SECRETS:
         assert secret not in shown.stdout + shown.stderr + refused.stdout + refused.stderr
 

@@ -112,6 +112,9 @@ def test_the_log_has_a_line_per_state_change_not_per_heartbeat(tmp_path: Path) -
             for index in range(40):
                 send(env, [heartbeat(f"/code/f{index}.py", now - 50 + index)])
             server.wait_for(41, timeout=30)
+            # the server has them before its answer is written: stop it only once the daemon
+            # has read the answers, or a cut answer is a (correct) second "cannot reach"
+            assert cli(env, "queue", "flush").returncode == 0
         assert agent.stop() == 0
     assert agent.log.count("cannot reach") == 1
     assert agent.log.count("delivering again") == 1

@@ -193,8 +193,9 @@ CASES = {
             "--extra-heartbeats",
         ],
         lambda repo: [
+            # Detected from the real file, then hidden: the language stays (as wakatime-cli).
             {"entity": "HIDDEN.py", "type": "file", "category": "coding", "time": T + 0.123456,
-             "is_write": True, "project": "my shop"},
+             "is_write": True, "project": "my shop", "language": "Python"},
         ],
         SUBLIME,
         stdin=lambda repo: json.dumps(

@@ -18,11 +18,12 @@ def main(argv: list[str]) -> int:
 
 
 def _detect(args: argparse.Namespace) -> int:
-    from agent.builder import detect_options
+    from agent.builder import HeartbeatBuilder, detect_options, privacy_for
     from agent.detect import Detector
 
-    detector = Detector(detect_options(settings_from(args)))
-    report = detector.report([os.path.abspath(p) for p in args.paths])
+    settings = settings_from(args)
+    builder = HeartbeatBuilder(Detector(detect_options(settings)), privacy_for(settings))
+    report = builder.report([os.path.realpath(p) for p in args.paths])
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

@@ -20,9 +20,11 @@ import time
 from agent.compat import (
     CompatArgs,
     ExitCode,
+    existing,
     heartbeat_dicts,
     is_wakatime_cli_name,
     parse_args,
+    privacy_flags,
     read_extra_heartbeats,
 )
 from agent.ipc.client import DaemonUnavailable, IpcClient, UntrustedSocket, socket_file
@@ -126,29 +128,42 @@ def _heartbeat(args: CompatArgs, log: CompatLog) -> int:
         extras, problems = read_extra_heartbeats(sys.stdin)
         for problem in problems:
             log.write("warning", problem)
-    now = time.time()  # one moment: a fallback after a timeout stores the same heartbeat
-    items = heartbeat_dicts(args, extras, now)
+    # Built once, at one moment: a fallback after a daemon timeout stores the same heartbeat.
+    items, missing = existing(heartbeat_dicts(args, extras, time.time()))
+    if missing:
+        log.debug(f"skipped, no such file: {'; '.join(missing)}")
     if not items:
-        log.debug("every heartbeat was excluded by --exclude")
-        return ExitCode.SUCCESS
-    request = {"op": "heartbeats", "heartbeats": [item for _, item in items], "skip_invalid": True}
-    if args.key:
-        request["api_key"] = args.key  # the daemon's own key, if it has one, comes first
-    labels = [label for label, _ in items]
+        return ExitCode.SUCCESS  # as wakatime-cli when its filters leave nothing
     try:
         with IpcClient(timeout=DAEMON_TIMEOUT) as client:
-            answer = client.request(request)
+            answer = client.request(_request(args, items))
     except DaemonUnavailable as exc:
         if isinstance(exc, UntrustedSocket):  # worth a word: someone may be listening there
             log.write("warning", f"{exc}; writing to the queue directly")
         else:
             log.debug(f"{exc}; writing to the queue directly")
-        return _heartbeat_offline(request, labels, log, socket_file())
+        return _heartbeat_offline(args, items, log, socket_file())
     if not answer.get("ok") and str(answer.get("error")).startswith("not stored"):
         # The daemon took them but could not commit them: they are not lost yet.
         log.write("warning", f"{answer.get('error')}; writing to the queue directly")
-        return _heartbeat_offline(request, labels, log, socket_file())
-    return _acknowledged(answer, labels, log)
+        return _heartbeat_offline(args, items, log, socket_file())
+    return _acknowledged(answer, [label for label, _ in items], log)
+
+
+def _request(args: CompatArgs, items: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The IPC request for the heartbeats, with the plugin's key and privacy flags."""
+    request: dict[str, Any] = {
+        "op": "heartbeats",
+        "heartbeats": [item for _, item in items],
+        "skip_invalid": True,
+    }
+    if args.key:
+        request["api_key"] = args.key  # the daemon's own key, if it has one, comes first
+    if args.api_url:
+        request["api_url"] = args.api_url  # the plugin's key goes to this server only
+    if privacy := privacy_flags(args):
+        request["privacy"] = privacy
+    return request
 
 
 def _acknowledged(answer: dict[str, Any], labels: list[str], log: CompatLog) -> int:
@@ -168,6 +183,9 @@ def _acknowledged(answer: dict[str, Any], labels: list[str], log: CompatLog) -> 
     if main_refused:
         return ExitCode.ERR_GENERIC
     delivery = answer.get("delivery")
+    if delivery == "misconfigured":
+        log.write("error", f"queued, but not sent: {answer.get('problem')}")
+        return ExitCode.ERR_CONFIG_FILE_PARSE
     if delivery == "paused":
         log.write("error", "queued, but the daemon has no API key the server accepts")
         return ExitCode.ERR_AUTH
@@ -178,13 +196,14 @@ def _acknowledged(answer: dict[str, Any], labels: list[str], log: CompatLog) -> 
 
 
 def _heartbeat_offline(
-    request: dict[str, Any], labels: list[str], log: CompatLog, tried: str
+    args: CompatArgs, items: list[tuple[str, dict[str, Any]]], log: CompatLog, tried: str
 ) -> int:
     """No daemon: commit the request for the daemon to complete, and start one (standard
     library only: this runs on every save while no daemon answers). Exit 102 as
     wakatime-cli does when it queues offline, or 104 when no API key is configured."""
     from agent import offline_queue
 
+    request, labels = _request(args, items), [label for label, _ in items]
     place = offline_queue.locations()
     if place.problem:
         log.write("error", f"configuration: {place.problem}; queued in {place.database} anyway")
@@ -221,6 +240,30 @@ def _start_daemon(place: Any, log: CompatLog) -> None:
         log.debug(start_daemon(place.socket, log_file, env, time.time()))
     except OSError as exc:
         log.write("error", f"cannot start the daemon: {exc}")
+
+
+def _plugin_server(args: CompatArgs, destinations: list[Any], log: CompatLog) -> Any:
+    """The destination of the server `--api-url` names, or None (agent.destinations)."""
+    if not args.api_url:
+        return None
+    from agent.destinations import plugin_server
+
+    try:
+        return plugin_server(args.api_url, args.key, destinations)
+    except ValueError as exc:
+        log.write("warning", f"--api-url ignored: {exc}")
+        return None
+
+
+def _configuration_problem(router: Any) -> str | None:
+    """A ~/.wakatime.cfg line that is not INI, or the default server's misconfigured URL."""
+    from agent import wakatime_cfg
+
+    try:
+        wakatime_cfg.load_checked()
+    except wakatime_cfg.CfgError as exc:
+        return str(exc)
+    return router.destinations[0].problem if router.destinations else None
 
 
 # -- today ----------------------------------------------------------------------------
@@ -397,9 +440,21 @@ def _ask(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def _settings(log: CompatLog) -> Settings | None:
-    """The agent's settings (heavy: pydantic); None after logging a configuration error."""
+    """The agent's settings (heavy: pydantic); None after logging a configuration error.
+    From here on the agent's own log lines go to wakatime-cli's log file, never stderr."""
     _full_python()
+    import logging
+
     from agent.config import ConfigError, load_settings
+
+    class ToCompatLog(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            log.write(record.levelname.lower(), record.getMessage())
+
+    agent_log = logging.getLogger("agent")
+    if not agent_log.handlers:
+        agent_log.addHandler(ToCompatLog(logging.WARNING))
+        agent_log.propagate = False
 
     try:
         return load_settings()

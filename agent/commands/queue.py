@@ -351,6 +351,9 @@ def _flush_here(settings: Settings, only: str | None) -> int:
     for destination in chosen:
         if not pending[destination.name]:
             continue
+        if destination.problem:  # a URL nothing may be sent to (agent.destinations)
+            stuck.append((destination.name, pending[destination.name], destination.problem))
+            continue
         sender = build_sender(settings, destination)
         try:
             while (result := sender.step()).step is Step.PROGRESS:

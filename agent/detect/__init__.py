@@ -12,6 +12,7 @@ Standard library only at import time; pygments is imported on the first unknown 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,13 +22,10 @@ from agent.detect.cache import LRU
 from agent.detect.deps import parse_dependencies
 from agent.detect.language import PygmentsFallback, detect_language
 from agent.detect.lines import count_lines, is_binary
-from agent.detect.project import FolderInfo, FolderResolver, ProjectMap, obfuscated_name
-from agent.detect.vcs import BranchReader, HeadVersion, head_version
-from agent.privacy import hidden_file_name
+from agent.detect.project import FolderInfo, FolderResolver, ProjectMap
+from agent.detect.vcs import BranchReader, HeadVersion, Repository, head_version
 
 __all__ = [
-    "SKIP_NO_PROJECT_FILE",
-    "SKIP_UNKNOWN_PROJECT",
     "DetectOptions",
     "Detection",
     "DetectionKey",
@@ -36,25 +34,24 @@ __all__ = [
 
 # Language rules and dependency parsers read no further than this.
 HEAD_SIZE = 64 * 1024
-SKIP_UNKNOWN_PROJECT = "unknown project (exclude_unknown_project)"
-SKIP_NO_PROJECT_FILE = "no .wakatime-project file (include_only_with_project_file)"
 
 
 @dataclass(frozen=True)
 class DetectOptions:
-    """Settings from `[heartbeats]` and `[projects]` that change what detection reports."""
+    """Settings that change what detection reports (privacy rules apply afterwards:
+    agent.privacy, in the builder)."""
 
     project_map: tuple[tuple[str, str], ...] = ()  # (path regex, name with {0} captures)
-    hide_file_names: bool = False
-    hide_project_names: bool = False
-    hide_branch_names: bool = False
-    exclude_unknown_project: bool = False
-    include_only_with_project_file: bool = False
+    project_from_git_remote: bool = False  # ~/.wakatime.cfg [git]: `owner/repo` from origin
+    # [git] submodules_disabled: folders (regexes) where a submodule is not its own project
+    # but named after its folder; [git_submodule_projectmap]: git dir regex → project name.
+    submodules_disabled: tuple[re.Pattern[str], ...] = ()
+    submodule_map: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
 class Detection:
-    """What a heartbeat for one file carries; `skip` says why it must not produce one."""
+    """What a heartbeat for one file carries, and where its project came from."""
 
     entity: str
     project: str | None
@@ -63,7 +60,8 @@ class Detection:
     lines: int | None
     dependencies: tuple[str, ...]
     project_root: str | None
-    skip: str | None = None
+    in_project_file_tree: bool = False  # a `.wakatime-project` is in a parent folder
+    named_by_project_file: bool = False  # the project is the name that file gives
 
 
 # What identifies one version of a file: (mtime_ns, size, inode).
@@ -128,6 +126,7 @@ class Detector:
     ) -> None:
         self.options = options
         self._map = ProjectMap(options.project_map)
+        self._submodule_map = ProjectMap(options.submodule_map)
         self._folders = FolderResolver(cache_size, folder_ttl, clock)
         self._branches = BranchReader(cache_size)
         self._files: LRU[str, _FileFacts] = LRU(cache_size)
@@ -180,6 +179,13 @@ class Detector:
         head: str | None = None
         head_seen: HeadVersion | None = None
         project_file, repository = info.project_file, info.repository
+        disabled = self.options.submodules_disabled
+        while (
+            repository is not None
+            and repository.submodule
+            and any(p.search(folder) for p in disabled)
+        ):  # [git] submodules_disabled: the repository around it is the project
+            repository = self._folders.info(os.path.dirname(repository.root)).repository
 
         found_project: str | None = None
         found_branch: str | None = None
@@ -194,54 +200,51 @@ class Detector:
             found_project = self._map.match(path)
             if found_project is not None:
                 root = root or (repository.root if repository else folder)
+        # As wakatime-cli: a `.wakatime-project` or the map names the project even over the
+        # plugin's `--project`, which comes before version control and the alternate.
+        found_project = found_project or project
         if repository is not None:
             if found_project is None:
-                found_project = repository.project
+                found_project = self._repository_project(repository)
             if found_branch is None:
                 found_branch, head_seen = self._branches.current(repository)
                 head = repository.head
             root = root or repository.root
 
-        final_project = project or found_project or alternate_project
+        final_project = found_project or alternate_project
         final_branch = branch or found_branch or alternate_branch
         facts = self._file_facts(path, language)
         final_language = language or (facts.language if facts else None) or alternate_language
         lines = facts.lines if facts else None
         dependencies = facts.dependencies if facts else ()
 
-        skip = None
-        if self.options.include_only_with_project_file and project_file is None:
-            skip = SKIP_NO_PROJECT_FILE
-        elif self.options.exclude_unknown_project and final_project is None:
-            skip = SKIP_UNKNOWN_PROJECT
-
-        entity = path
-        options = self.options
-        if options.hide_file_names or options.hide_project_names:
-            # As wakatime-cli's sanitizer: hiding either name also drops what could reveal it.
-            lines, dependencies, final_branch = None, (), None
-        if options.hide_file_names:
-            entity = hidden_file_name(path)
-        named_by_file = project_file is not None and project_file.project is not None
-        if options.hide_project_names and final_project is not None and not named_by_file:
-            final_project = obfuscated_name(root or folder)
-        if options.hide_branch_names:
-            final_branch = None
+        named = project_file.project if project_file is not None else None
         detection = Detection(
-            entity=entity,
+            entity=path,
             project=final_project,
             branch=final_branch,
             language=final_language,
             lines=lines,
             dependencies=dependencies,
             project_root=root,
-            skip=skip,
+            in_project_file_tree=project_file is not None,
+            named_by_project_file=named is not None and final_project == named,
         )
         if facts is not None and facts.version != _NO_FILE and (head is None or head_seen):
             self._detections.put(
                 key, _Remembered(detection, path, facts.version, folder, info, head, head_seen)
             )
         return detection
+
+    def _repository_project(self, repository: Repository) -> str:
+        """The project a working copy names, with wakatime-cli's `[git]` settings."""
+        options = self.options
+        name = repository.project
+        if options.project_from_git_remote:
+            name = repository.remote_project() or name
+        if repository.submodule and repository.git_dir:
+            name = self._submodule_map.match(repository.git_dir) or name
+        return name
 
     def _holds(self, remembered: _Remembered) -> bool:
         """Whether a remembered detection is still what detecting again would find."""
@@ -251,20 +254,6 @@ class Detector:
             and _file_version(remembered.path) == remembered.file_version
             and (head is None or head_version(head) == remembered.head_version)
         )
-
-    def report(self, paths: list[str]) -> list[dict]:
-        """What `agent detect --json` prints: one object per path."""
-        return [
-            {
-                "entity": d.entity,
-                "project": d.project,
-                "branch": d.branch,
-                "language": d.language,
-                "lines": d.lines,
-                "dependencies": list(d.dependencies),
-            }
-            for d in map(self.detect, paths)
-        ]
 
     def clear(self) -> None:
         """Forget everything cached (after a config reload)."""

@@ -25,6 +25,21 @@ class Repository:
     project: str
     head: str | None  # file naming the branch (git HEAD, hg .hg/branch); None when fixed
     branch: str | None = None  # the branch when no file names it (svn)
+    git_dir: str | None = None  # where git keeps its `config` (the remotes)
+    submodule: bool = False  # a git submodule (its git dir under the parent's .git/modules)
+
+    def remote_project(self) -> str | None:
+        """The project named by the `origin` remote (`git@host:owner/repo.git` is
+        `owner/repo`), as wakatime-cli's `[git] project_from_git_remote` reads it; for a
+        URL with a scheme, its path (wakatime-cli takes all after the first colon there)."""
+        if self.git_dir is None:
+            return None
+        url = _origin_url(os.path.join(self.git_dir, "config"))
+        if not url:
+            return None
+        scheme, sep, rest = url.partition("://")
+        path = rest.partition("/")[2] if sep and scheme.isalpha() else url.partition(":")[2]
+        return path.strip().removesuffix(".git").strip("/") or None
 
 
 def _first_line(path: str) -> str | None:
@@ -33,6 +48,25 @@ def _first_line(path: str) -> str | None:
             return f.readline().strip()
     except OSError:
         return None
+
+
+def _origin_url(config: str) -> str | None:
+    """The `url` of `[remote "origin"]` in a git config file."""
+    try:
+        with open(config, encoding="utf-8", errors="replace") as f:
+            lines = f.read(256 * 1024).splitlines()
+    except OSError:
+        return None
+    inside = False
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("["):
+            inside = stripped == '[remote "origin"]'
+        elif inside and stripped.startswith("url"):
+            name, sep, value = stripped.partition("=")
+            if sep and name.strip() == "url":
+                return value.strip()
+    return None
 
 
 def _git_from_file(folder: str, dotgit: str) -> Repository | None:
@@ -52,11 +86,13 @@ def _git_from_file(folder: str, dotgit: str) -> Repository | None:
             name = os.path.basename(os.path.dirname(common))
         else:  # a bare repository, e.g. project.git
             name = os.path.basename(common).removesuffix(".git")
-        return Repository("git", folder, name, head)
+        return Repository("git", folder, name, head, git_dir=common)
     if f"{os.sep}modules{os.sep}" in gitdir:
         # A submodule is its own project, named as its git dir under .git/modules.
-        return Repository("git", folder, os.path.basename(gitdir), head)
-    return Repository("git", folder, os.path.basename(folder), head)
+        return Repository(
+            "git", folder, os.path.basename(gitdir), head, git_dir=gitdir, submodule=True
+        )
+    return Repository("git", folder, os.path.basename(folder), head, git_dir=gitdir)
 
 
 @cache
@@ -101,7 +137,8 @@ def repository_at(folder: str) -> Repository | None:
     """The working copy whose root is exactly `folder`, if any (git, then hg, then svn)."""
     dotgit = os.path.join(folder, ".git")
     if os.path.isdir(dotgit):
-        return Repository("git", folder, os.path.basename(folder), os.path.join(dotgit, "HEAD"))
+        head = os.path.join(dotgit, "HEAD")
+        return Repository("git", folder, os.path.basename(folder), head, git_dir=dotgit)
     if os.path.isfile(dotgit):
         repository = _git_from_file(folder, dotgit)
         if repository:

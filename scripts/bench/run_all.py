@@ -27,6 +27,7 @@ QUICK: dict[str, list[str]] = {
     "bench_watch.py": ["--folders", "1000", "--idle", "10"],
     "bench_burst.py": ["--files", "2000"],
     "bench_save.py": ["--saves", "3"],
+    "bench_vs_wakatime_cli.py": ["--calls", "10"],
     "bench_ai.py": ["--mb", "5", "--appends", "20", "--daemon-appends", "5"],
     "bench_tool_runs.py": ["--only", "git-checkout-300", "ruff-format-100", "vim-only"],
 }
@@ -38,6 +39,7 @@ TINY: dict[str, list[str]] = {
     "bench_watch.py": ["--folders", "20", "--idle", "1"],
     "bench_burst.py": ["--files", "100", "--quiet", "1"],
     "bench_save.py": ["--saves", "1"],
+    "bench_vs_wakatime_cli.py": ["--calls", "2"],
     "bench_ai.py": ["--mb", "0.2", "--appends", "2", "--daemon-appends", "1"],
     "bench_tool_runs.py": ["--only", "git-checkout-1"],
 }

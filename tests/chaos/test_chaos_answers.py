@@ -142,6 +142,7 @@ def test_another_databases_wal_is_not_replayed_by_the_compat_command(tmp_path: P
     database = database_of(env)
     plant_foreign_wal(database, time.time())
     entity = tmp_path / "offline.py"
+    entity.touch()  # the command skips missing files, as wakatime-cli
     done = subprocess.run(
         [WAKATIME_CLI, "--entity", str(entity), "--write"], env=env, stdin=subprocess.DEVNULL
     )
@@ -162,6 +163,7 @@ def test_a_slow_daemon_and_the_compat_fallback_store_one_copy(
     workdir = tmp_path / "work"
     workdir.mkdir()
     entity = workdir / "slow.py"
+    entity.touch()  # a file that exists: the command skips missing ones, as wakatime-cli
     log = tmp_path / "wakatime.log"
     with AgentProcess(env, workdir) as agent:
         lock = WriteLock(database_of(env))  # the daemon cannot commit while it is held
