@@ -248,9 +248,12 @@ def test_calls_queued_while_the_queue_is_taken_are_each_stored_once(tmp_path: Pa
     queue without a daemon adopts what waits): every heartbeat is stored, once."""
     env = agent_env(tmp_path)
     now = time.time()
+    files = [tmp_path / f"f{i:02}.py" for i in range(24)]
+    for file in files:
+        file.write_text("x = 1\n")
     calls = [
         subprocess.Popen(
-            [WAKATIME_CLI, "--entity", f"/tmp/f{i:02}.py", "--time", str(now - 100 + i)],
+            [WAKATIME_CLI, "--entity", str(files[i]), "--time", str(now - 100 + i)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -267,7 +270,7 @@ def test_calls_queued_while_the_queue_is_taken_are_each_stored_once(tmp_path: Pa
     count = plugin_call(env, "--offline-count")
 
     assert count.stdout == "24\n"
-    assert stored_entities(env) == [f"/tmp/f{i:02}.py" for i in range(24)]
+    assert stored_entities(env) == [str(file) for file in files]
     assert not spool(env).exists()
     assert not Path(str(spool(env)) + ".taking").exists()
 
@@ -275,12 +278,15 @@ def test_calls_queued_while_the_queue_is_taken_are_each_stored_once(tmp_path: Pa
 def test_a_spool_taken_before_a_crash_is_read_again_without_copies(tmp_path: Path) -> None:
     env = agent_env(tmp_path)
     now = time.time()
-    assert plugin_call(env, "--entity", "/tmp/a.py", "--time", str(now - 9)).returncode == 102
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    for file in (a, b):
+        file.write_text("x = 1\n")
+    assert plugin_call(env, "--entity", str(a), "--time", str(now - 9)).returncode == 102
     assert stat.S_IMODE(os.stat(spool(env)).st_mode) == 0o600  # private, as the database
     assert plugin_call(env, "--offline-count").stdout == "1\n"  # stored, spool removed
     # A taker stored /tmp/a.py, then died before removing what it took, and an appender's
     # line was cut short by a crash:
-    request = {"op": "heartbeats", "heartbeats": [{"entity": "/tmp/a.py", "time": now - 9}]}
+    request = {"op": "heartbeats", "heartbeats": [{"entity": str(a), "time": now - 9}]}
     taken = Path(str(spool(env)) + ".taking")
     taken.write_text(
         json.dumps({"received": now, "request": request})
@@ -288,7 +294,7 @@ def test_a_spool_taken_before_a_crash_is_read_again_without_copies(tmp_path: Pat
         + json.dumps(
             {
                 "received": now,
-                "request": {**request, "heartbeats": [{"entity": "/tmp/b.py", "time": now - 5}]},
+                "request": {**request, "heartbeats": [{"entity": str(b), "time": now - 5}]},
             }
         )
         + '\n{"received": 1, "requ'
@@ -297,13 +303,14 @@ def test_a_spool_taken_before_a_crash_is_read_again_without_copies(tmp_path: Pat
     count = plugin_call(env, "--offline-count")
 
     assert count.stdout == "2\n"
-    assert stored_entities(env) == ["/tmp/a.py", "/tmp/b.py"]
+    assert stored_entities(env) == [str(a), str(b)]
     assert not taken.exists()
 
 
 def test_queue_commands_count_what_waits_before_any_database_exists(tmp_path: Path) -> None:
     env = agent_env(tmp_path)
-    assert plugin_call(env, "--entity", "/tmp/a.py").returncode == 102
+    (tmp_path / "a.py").write_text("x = 1\n")
+    assert plugin_call(env, "--entity", str(tmp_path / "a.py")).returncode == 102
     assert not Path(env["HEARTBEAT_AGENT_QUEUE__PATH"]).exists()
 
     done = subprocess.run(

@@ -264,7 +264,7 @@ def test_a_broken_config_still_queues_the_heartbeat(tmp_path: Path) -> None:
     result = run_cli(["--entity", saved(tmp_path / "a.py")], env)
 
     assert (result.code, result.stdout, result.stderr) == (102, "", "")
-    assert [hb["entity"] for hb in setup.waiting()] == ["/tmp/a.py"]
+    assert [hb["entity"] for hb in setup.waiting()] == [str(tmp_path / "a.py")]
     assert f"configuration: {tmp_path / 'bad.toml'}: invalid TOML" in setup.log
 
 

@@ -146,11 +146,13 @@ def test_install_links_the_wakatime_folder_cli_that_jupyterlab_runs(env: dict[st
     bare_env = {**env, "PATH": "/usr/bin:/bin"}  # JupyterLab runs it by path, not from PATH
     version = subprocess.run([home_cli(env), "--version"], env=bare_env, capture_output=True)
     assert (version.returncode, version.stdout) == (0, b"<local-build>\n")
+    notebook = home(env) / "nb.ipynb"
+    notebook.write_text("{}\n")
     heartbeat = subprocess.run(
         [
             home_cli(env),
             "--entity",
-            "/tmp/nb.ipynb",
+            str(notebook),
             "--plugin",
             "jupyterlab/4 jupyterlab-wakatime/1",
         ],
