@@ -107,11 +107,12 @@ def open_adopted(settings: Settings) -> HeartbeatStore:
     store = HeartbeatStore.wal_checked(settings.database_path())
     try:
         if requests_waiting(store.path) and not answers(str(settings.socket_path())):
-            from agent.builder import HeartbeatBuilder, detect_options
+            from agent.builder import HeartbeatBuilder, detect_options, privacy_for
             from agent.destinations import Router, configured_destinations
             from agent.detect import Detector
 
-            builder = HeartbeatBuilder(Detector(detect_options(settings)))
+            # As the daemon builds: the settings' privacy rules (~/.wakatime.cfg's too).
+            builder = HeartbeatBuilder(Detector(detect_options(settings)), privacy_for(settings))
             adopt_offline_requests(store, builder, Router(tuple(configured_destinations(settings))))
     except BaseException:
         store.close()
