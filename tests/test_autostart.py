@@ -119,9 +119,13 @@ def test_a_plugin_call_starts_a_detached_daemon_that_sends_the_heartbeat(
 def test_parallel_calls_start_one_daemon(
     autostart_env: dict[str, str], repo: Path, waka: FakeWakaTime
 ) -> None:
-    calls = [
+    now = time.time()
+    calls = [  # each its own second: two in one millisecond would be one heartbeat (its identity)
         subprocess.Popen(
-            [WAKATIME_CLI, "--entity", str(repo / "cart.py"), "--lineno", str(line)],
+            [
+                *(WAKATIME_CLI, "--entity", str(repo / "cart.py"), "--lineno", str(line)),
+                *("--time", f"{now - 10 + line:.3f}"),
+            ],
             env=autostart_env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
