@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from agentproc import AGENT, agent_env
+from agentproc import AGENT, AgentProcess, agent_env
 from conftest import require_tools
 from test_ops import cli, cli_json
 
@@ -174,6 +174,20 @@ def test_install_with_a_user_bus_enables_and_starts_it(tmp_path: Path) -> None:
         "--user disable --now heartbeat-agent.service",
         "--user daemon-reload",
     ]
+
+
+def test_install_stops_a_daemon_running_outside_the_service(tmp_path: Path) -> None:
+    """A daemon a plugin call started (or an `agent run`) holds the lock the service's daemon
+    needs: left running, the service would exit and be restarted every 5 s."""
+    env = agent_env(tmp_path, None)
+    record = fake_systemctl(tmp_path, env)
+    with AgentProcess(env, tmp_path) as running:
+        pid = running.proc.pid
+        done = cli(env, "service", "install")
+        assert done.returncode == 0, done.stderr
+        assert f"Stopped the daemon that was running (pid {pid})" in done.stdout
+        assert running.proc.wait(timeout=10) == 0  # a clean stop, its queue kept
+    assert "--user restart heartbeat-agent.service" in record.read_text().splitlines()
 
 
 def test_a_failing_systemctl_is_reported(tmp_path: Path) -> None:

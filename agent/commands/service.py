@@ -63,6 +63,8 @@ def _install(args: argparse.Namespace) -> int:
         for command in commands:
             print(f"  {service.shell_line(command)}")
         return 0
+    if stopped := _hand_over(args.config):
+        print(stopped)
     _run_all(commands)
     print(f"Enabled and started: it runs at every login. Logs: {logs}")
     if target.kind == "systemd":
@@ -93,6 +95,36 @@ def _watch_summary(config: str | None) -> str:
             " paths. Editor plugins reach it all the same."
         )
     return "It will watch:\n" + "\n".join(lines)
+
+
+def _hand_over(config: str | None, timeout: float = 15.0) -> str | None:
+    """Stop a daemon already running outside the service (one a plugin call started, or an
+    `agent run`), so the service's own daemon does not find the lock taken, exit and be
+    restarted every few seconds; what was done, or None when no daemon answers."""
+    import os
+    import signal
+    import time
+
+    from agent.config import ConfigError, load_settings
+    from agent.ipc.client import DaemonUnavailable, request
+
+    try:
+        socket_path = load_settings(config).socket_path()
+        pid = int(request({"op": "status"}, socket_path)["pid"])
+    except (ConfigError, DaemonUnavailable, KeyError, TypeError, ValueError):
+        return None
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except OSError as exc:
+        raise CommandError(f"cannot stop the running daemon (pid {pid}): {exc}") from None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            request({"op": "ping"}, socket_path, timeout=1.0)
+        except DaemonUnavailable:
+            return f"Stopped the daemon that was running (pid {pid}): the service runs it now."
+        time.sleep(0.1)
+    raise CommandError(f"the running daemon (pid {pid}) did not stop within {timeout:.0f} s")
 
 
 def _uninstall(args: argparse.Namespace) -> int:
