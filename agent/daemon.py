@@ -181,12 +181,18 @@ class Daemon:
             plugins_in_use=self._wakatime_cfg_read is not None
             or self.store.has_heartbeats_not_from(AGENT_PLUGIN, self.clock() - PLUGINS_REMEMBERED),
         )
+        # What plugins queued while no daemon ran is stored before the socket opens, so the
+        # first answers (`--today`, status) already count it.
+        try:
+            await asyncio.to_thread(self.adopt_offline_requests)
+        except Exception as exc:  # they stay waiting in their file for the next check
+            log.error("completing offline requests failed: %s", exc, exc_info=exc)
         self.ipc = IpcServer(settings.socket_path(), self.handle_request)
         await self.ipc.start()
         await asyncio.to_thread(self._start_watcher)
         await asyncio.to_thread(self._start_ai)
         self._retention_due()
-        self._offline_due()
+        self._offline_check = self._loop.call_later(OFFLINE_CHECK_INTERVAL, self._offline_due)
         self._rescan = self._loop.call_later(settings.watch.rescan_interval, self._rescan_due)
         self._poll_wakatime_cfg()
         self._spawn(asyncio.to_thread(self._check_queue_size), "the queue size check")
@@ -652,8 +658,8 @@ class Daemon:
     # -- requests queued while no daemon ran ------------------------------------------
 
     def _offline_due(self) -> None:
-        """Take what the compat command queued without a daemon: now, and every
-        OFFLINE_CHECK_INTERVAL (one that found this daemon busy may add more)."""
+        """Take what the compat command queued without a daemon, every
+        OFFLINE_CHECK_INTERVAL after startup's (one that found this daemon busy may add more)."""
         assert self._loop is not None
         self._spawn(asyncio.to_thread(self.adopt_offline_requests), "completing offline requests")
         self._offline_check = self._loop.call_later(OFFLINE_CHECK_INTERVAL, self._offline_due)

@@ -47,6 +47,15 @@ def wait_for_daemon(env: dict[str, str], timeout: float = 30.0) -> int:
             time.sleep(0.05)
 
 
+def daemon_log_once_ready(env: dict[str, str], timeout: float = 30.0) -> str:
+    """The daemon's log once it says it is ready (its socket answers a moment before)."""
+    deadline = time.monotonic() + timeout
+    while " ready (pid " not in (log := daemon_log(env).read_text()):
+        assert time.monotonic() < deadline, "the daemon never said it was ready:\n" + log
+        time.sleep(0.05)
+    return log
+
+
 def stop_daemon(pid: int, timeout: float = 20.0) -> None:
     """SIGTERM a daemon that is not our child, and wait until it has ended."""
     os.kill(pid, signal.SIGTERM)
@@ -110,7 +119,7 @@ def test_a_plugin_call_starts_a_detached_daemon_that_sends_the_heartbeat(
     assert f"PPid:\t{os.getpid()}" not in status
     fds = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in ("0", "1", "2")}
     assert fds == {os.devnull, str(daemon_log(autostart_env))}
-    assert "ready" in daemon_log(autostart_env).read_text()  # it has notified, if it would
+    daemon_log_once_ready(autostart_env)  # it has notified, if it would
     with pytest.raises(BlockingIOError):
         editors_unit.recv(100)
     editors_unit.close()
@@ -136,7 +145,7 @@ def test_parallel_calls_start_one_daemon(
 
     wait_for_daemon(autostart_env)
     assert sorted(hb["lineno"] for hb in waka.wait_for(6, timeout=45)) == [1, 2, 3, 4, 5, 6]
-    log = daemon_log(autostart_env).read_text()
+    log = daemon_log_once_ready(autostart_env)
     assert log.count(" ready (pid ") == 1, log
     assert "already running" not in log
 
