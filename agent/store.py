@@ -419,6 +419,11 @@ class HeartbeatStore:
         """The id for a destination name, registering it (or updating its URL) as needed."""
         if name in self._destination_ids and url is None:
             return self._destination_ids[name]
+        if url is None:  # a known one is only read: delivery must not need a write to start
+            known = self._db.execute("SELECT id FROM destinations WHERE name = ?", (name,))
+            if (row := known.fetchone()) is not None:
+                self._destination_ids[name] = row[0]
+                return row[0]
         if not self._db.in_transaction:
             with self._transaction():
                 return self.destination_id(name, url)

@@ -141,6 +141,25 @@ def test_a_full_disk_while_recording_a_delivery_sends_nothing_twice(
     store.close()
 
 
+def test_a_full_disk_after_a_failed_write_still_lets_delivery_read_the_queue(
+    disk: Path, waka: FakeWakaTime
+) -> None:
+    """A write the full disk refused rolls back and forgets the known destinations; finding
+    them again is a read, so the queue can still be sent (the chaos suite found it stuck)."""
+    store = HeartbeatStore(disk / "q.sqlite3")
+    sent = beats(10)
+    queue(store, sent)
+    store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # any write now needs new space
+    filler = fill(disk)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="full"):
+            store.add([(Heartbeat("/work/more.py", time.time()), ["default"])])
+        assert len(store.pending("default", 25)) == 10
+    finally:
+        filler.unlink()
+    store.close()
+
+
 def test_setting_a_damaged_database_aside_keeps_every_readable_heartbeat(tmp_path: Path) -> None:
     path = tmp_path / "q.sqlite3"
     with HeartbeatStore(path) as store:

@@ -80,9 +80,13 @@ def test_a_full_disk_while_a_delivery_is_recorded(tmp_path: Path, waka: FakeWaka
         with AgentProcess(env, workdir) as agent:
             assert send(env, sent) == COUNT
             waka.wait_for_requests(1)
-            # The WAL emptied into the database: recording anything now needs new space.
+            # The WAL emptied into the database: recording anything now needs new space. A
+            # reader of the daemon's can hold the checkpoint back (busy): try until it is done.
             with sqlite3.connect(database_of(env)) as db:
-                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                wait_until(
+                    lambda: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0,
+                    "a checkpoint that empties the WAL",
+                )
             filler = fill(disk)
             waiting[0] = False
             for _ in range(5):  # woken again and again while the disk is full
