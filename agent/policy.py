@@ -119,7 +119,7 @@ class ActivityPolicy:
         self._overflow_until = -math.inf
         self._forgot_at = -math.inf
         self.decisions: OrderedDict[str, Decision] = OrderedDict()
-        self.authorship = Authorship(AuthorshipSettings())
+        self.authorship = Authorship(_authorship_settings(settings))
         self.settings = settings
 
     @property
@@ -135,9 +135,7 @@ class ActivityPolicy:
         # How long after its last write a write may still be held: what a VCS operation or a
         # tool run must be remembered for.
         self._keep = max(self._quiet, self._spacing)
-        self.authorship.settings = AuthorshipSettings(
-            tool_files=settings.storm_files + 1, tool_window=settings.storm_window
-        )
+        self.authorship.settings = _authorship_settings(settings)
 
     def reconfigure(self, settings: PolicySettings) -> None:
         """A reload: the supervisor's one verb for every component (the settings setter)."""
@@ -326,3 +324,11 @@ class ActivityPolicy:
         ):
             for key in [key for key, at in table.items() if now - at >= kept]:
                 del table[key]
+
+
+def _authorship_settings(settings: PolicySettings) -> AuthorshipSettings:
+    """A tool run is more than ``storm_files`` files within ``storm_window``: one setting
+    for the user, read by the who-wrote step."""
+    return AuthorshipSettings(
+        tool_files=settings.storm_files + 1, tool_window=settings.storm_window
+    )
