@@ -36,9 +36,9 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from agent import wakatime_cfg
-from agent.ignore import DEFAULT_IGNORED_DIRS
 from agent.redact import redact_url
+from agent.sources.ignore import DEFAULT_IGNORED_DIRS
+from agent.wakatime_cli import cfg as wakatime_cfg
 
 APP_NAME = "heartbeat-agent"
 DEFAULT_API_URL = "https://wakatime.com/api/v1"
@@ -91,7 +91,7 @@ def check_api_url(url: str, *, allow_insecure_http: bool = False) -> str:
 
 def _http_url(url: str) -> str:
     """Settings take any http(s) URL; whether plain http may be used is decided per
-    destination (agent.destinations), so a heartbeat is never lost over it."""
+    destination (agent.pipeline.destinations), so a heartbeat is never lost over it."""
     return check_api_url(url, allow_insecure_http=True)
 
 
@@ -158,7 +158,7 @@ class ApiSettings(Section):
     hostname: str | None = None
     # Plain http to another machine (a self-hosted server on the LAN) from this file or the
     # environment; ~/.wakatime.cfg's URLs and a plugin's --api-url need no opt-in, as
-    # wakatime-cli sends to them (agent.destinations).
+    # wakatime-cli sends to them (agent.pipeline.destinations).
     allow_insecure_http: bool = False
 
 

@@ -22,13 +22,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from agent import __version__, wakatime_cfg
-from agent.authorship import Signal
+from agent import __version__
 from agent.autostart import hold_instance_lock
-from agent.builder import HeartbeatBuilder, detect_options, privacy_for
 from agent.config import Settings, load_settings
-from agent.deliveries import build_sender
-from agent.destinations import (
+from agent.delivery.deliveries import build_sender
+from agent.delivery.sender import DeliveryLoop
+from agent.ipc.protocol import ProtocolError
+from agent.ipc.server import IpcServer, SocketInUse, prepare_socket_path
+from agent.pipeline.builder import HeartbeatBuilder, detect_options, privacy_for
+from agent.pipeline.destinations import (
     DEFAULT,
     PLUGIN_PREFIX,
     Destination,
@@ -36,23 +38,22 @@ from agent.destinations import (
     configured_destinations,
     plugin_server,
 )
-from agent.detect import Detector
-from agent.heartbeat import Heartbeat
-from agent.ignore import IgnoreRules
-from agent.ingest import Ingest
-from agent.ipc.protocol import ProtocolError
-from agent.ipc.server import IpcServer, SocketInUse, prepare_socket_path
-from agent.offline_adopt import adopt_offline_requests, read_heartbeat_request
-from agent.policy import ActivityPolicy, PolicySettings
-from agent.privacy import flags_problem
+from agent.pipeline.detect import Detector
+from agent.pipeline.heartbeat import Heartbeat
+from agent.pipeline.ingest import Ingest
+from agent.pipeline.privacy import flags_problem
+from agent.pipeline.store import HeartbeatStore, StoreError
+from agent.pipeline.useragent import AGENT_PLUGIN
 from agent.reports import DaemonReports, DaemonState
-from agent.sender import DeliveryLoop
 from agent.sources.ai import WriteClassifier
 from agent.sources.ai.tools import tools as ai_tools
-from agent.store import HeartbeatStore, StoreError
-from agent.useragent import AGENT_PLUGIN
-from agent.watch_roots import WatchPlan, plan_watch, watch_report
-from agent.watcher import FileWatcher, watch_limit_hint
+from agent.sources.authorship import Signal
+from agent.sources.ignore import IgnoreRules
+from agent.sources.offline_adopt import adopt_offline_requests, read_heartbeat_request
+from agent.sources.policy import ActivityPolicy, PolicySettings
+from agent.sources.watch_roots import WatchPlan, plan_watch, watch_report
+from agent.sources.watcher import FileWatcher, watch_limit_hint
+from agent.wakatime_cli import cfg as wakatime_cfg
 
 log = logging.getLogger(__name__)
 

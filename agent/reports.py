@@ -15,14 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent.stats import Summary, day_bounds, iso_time, status_bar, today_summary
-from agent.watch_roots import watch_report
+from agent.pipeline.stats import Summary, day_bounds, iso_time, status_bar, today_summary
+from agent.sources.watch_roots import watch_report
 
 if TYPE_CHECKING:
     from agent.config import Settings
-    from agent.destinations import Destination
-    from agent.sender import DeliveryStatus
-    from agent.store import HeartbeatStore
+    from agent.delivery.sender import DeliveryStatus
+    from agent.pipeline.destinations import Destination
+    from agent.pipeline.store import HeartbeatStore
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def status_bar_report(
 ) -> dict[str, Any]:
     """What `--today --output raw-json` prints (the server's `status_bar/today` shape), made
     from the local history."""
-    from agent.useragent import local_timezone
+    from agent.pipeline.useragent import local_timezone
 
     return status_bar(day_summary(store, settings, now), now, local_timezone())
 
@@ -89,7 +89,8 @@ class DaemonState:
     database_reset: str | None = None
     # Each destination's live delivery state, by destination name.
     delivery: Mapping[str, DeliveryStatus] = field(default_factory=dict)
-    # Each watched folder and why, folders waiting to exist (agent.watch_roots.watch_report).
+    # Each watched folder and why, folders waiting to exist
+    # (agent.sources.watch_roots.watch_report).
     watch: Mapping[str, Any] = field(default_factory=dict)
     # What in the configuration keeps heartbeats from the default server (a URL, a cfg line).
     config_problem: str | None = None
@@ -105,7 +106,7 @@ def status_report(
     """`agent status --json`: what the database knows, and with a running daemon its live
     state; the same keys either way. Queued rows of destinations no longer configured are
     kept but not counted."""
-    from agent.sender import display_url
+    from agent.delivery.sender import display_url
 
     report: dict[str, Any] = {
         "running": daemon is not None,
@@ -215,15 +216,15 @@ class DaemonReports:
         return local
 
     def _reader(self) -> HeartbeatStore:
-        from agent.store import HeartbeatStore
+        from agent.pipeline.store import HeartbeatStore
 
         return HeartbeatStore(self.settings.database_path())
 
 
 def fetch_server_status_bar(settings: Settings) -> dict[str, Any] | None:
     """The server's status bar for today, or None (logged) when it cannot be read."""
-    from agent.api import ApiError, WakaTimeApi
     from agent.config import ConfigError
+    from agent.delivery.api import ApiError, WakaTimeApi
 
     try:
         with WakaTimeApi.from_settings(settings) as api:

@@ -57,11 +57,11 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from agent.authorship import Signal, signals_of  # noqa: E402
-from agent.ignore import IgnoreRules  # noqa: E402
-from agent.policy import ActivityPolicy, FileActivity, PolicySettings  # noqa: E402
-from agent.stats import durations  # noqa: E402
-from agent.watcher import FileWatcher  # noqa: E402
+from agent.pipeline.stats import durations  # noqa: E402
+from agent.sources.authorship import Signal, signals_of  # noqa: E402
+from agent.sources.ignore import IgnoreRules  # noqa: E402
+from agent.sources.policy import ActivityPolicy, FileActivity, PolicySettings  # noqa: E402
+from agent.sources.watcher import FileWatcher  # noqa: E402
 
 TRACES = REPO / "traces"
 TOLERANCE = 0.05

@@ -39,9 +39,9 @@ for folder in (REPO, REPO / "scripts"):
 
 from replay import WRITTEN, Events, deliver  # noqa: E402
 
-from agent.ignore import IgnoreRules  # noqa: E402
-from agent.policy import ActivityPolicy, FileActivity, PolicySettings  # noqa: E402
-from agent.stats import durations  # noqa: E402
+from agent.pipeline.stats import durations  # noqa: E402
+from agent.sources.ignore import IgnoreRules  # noqa: E402
+from agent.sources.policy import ActivityPolicy, FileActivity, PolicySettings  # noqa: E402
 
 TOLERANCE = 0.05
 COMMENT = {".py": "#", ".js": "//", ".go": "//"}  # so the person's file stays valid code

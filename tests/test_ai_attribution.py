@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.heartbeat import Heartbeat
+from agent.pipeline.heartbeat import Heartbeat
 from agent.sources.ai.attribution import WriteClassifier
 
 T0 = 1_790_000_000.0

@@ -27,7 +27,7 @@ from aitranscripts import (
     iso,
 )
 
-from agent.heartbeat import Heartbeat
+from agent.pipeline.heartbeat import Heartbeat
 from agent.sources.ai.parsers import model_token, patch_changes
 from agent.sources.ai.positions import PositionStore
 from agent.sources.ai.source import AiActivitySource, SyncBusy

@@ -13,7 +13,7 @@ from test_auth import Clock, login, settings_for
 from test_login import agent_env, run_agent
 from wakaserver import FakeWakaTime, Fault, RecordedRequest
 
-from agent.api import (
+from agent.delivery.api import (
     NO_CREDENTIALS,
     STATS_RETRY_DELAYS,
     ApiError,
@@ -21,7 +21,7 @@ from agent.api import (
     StatsPending,
     WakaTimeApi,
 )
-from agent.sender import basic_authorization
+from agent.delivery.sender import basic_authorization
 
 NOW = 1_749_988_800.0  # 2025-06-15 12:00:00 UTC
 TODAY = "2025-06-15"

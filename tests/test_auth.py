@@ -15,7 +15,14 @@ import httpx
 import pytest
 from wakaserver import FakeWakaTime, Fault
 
-from agent.auth import (
+from agent.config import (
+    ApiSettings,
+    ConfigError,
+    OAuthSettings,
+    QueueSettings,
+    Settings,
+)
+from agent.delivery.auth import (
     REFRESH_MARGIN,
     REFRESH_RETRY,
     AuthError,
@@ -27,16 +34,9 @@ from agent.auth import (
     default_credentials,
     token_path,
 )
-from agent.config import (
-    ApiSettings,
-    ConfigError,
-    OAuthSettings,
-    QueueSettings,
-    Settings,
-)
-from agent.heartbeat import Heartbeat
-from agent.sender import Endpoint, Sender, Step, basic_authorization
-from agent.store import HeartbeatStore
+from agent.delivery.sender import Endpoint, Sender, Step, basic_authorization
+from agent.pipeline.heartbeat import Heartbeat
+from agent.pipeline.store import HeartbeatStore
 
 NOW = 1_749_988_800.0  # 2025-06-15 12:00:00 UTC
 KEY = "waka_test_key"

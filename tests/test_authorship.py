@@ -7,8 +7,8 @@ import math
 
 from test_policy import make, project_of, replay, run
 
-from agent.authorship import Signal, Writer, signals_of
-from agent.policy import ActivityPolicy, FileActivity, PolicySettings
+from agent.sources.authorship import Signal, Writer, signals_of
+from agent.sources.policy import ActivityPolicy, FileActivity, PolicySettings
 
 REPO = "/p/a"
 

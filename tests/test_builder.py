@@ -6,10 +6,10 @@ from pathlib import Path
 
 from agentproc import git_repo
 
-from agent.builder import HeartbeatBuilder
-from agent.detect import Detection, DetectionKey, Detector
-from agent.heartbeat import Heartbeat
-from agent.privacy import RulesCache, privacy_rules
+from agent.pipeline.builder import HeartbeatBuilder
+from agent.pipeline.detect import Detection, DetectionKey, Detector
+from agent.pipeline.heartbeat import Heartbeat
+from agent.pipeline.privacy import RulesCache, privacy_rules
 
 
 def with_rules(**own: bool) -> HeartbeatBuilder:

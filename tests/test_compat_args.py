@@ -18,16 +18,10 @@ from typing import Any, BinaryIO, TextIO
 
 import pytest
 
-from agent.compat import (
-    CompatArgs,
-    ExitCode,
-    build_heartbeats,
-    heartbeat_dicts,
-    is_wakatime_cli_name,
-    parse_args,
-    parse_time,
-    read_extra_heartbeats,
-)
+from agent.wakatime_cli.args import CompatArgs, is_wakatime_cli_name, parse_args, parse_time
+from agent.wakatime_cli.exit_codes import ExitCode
+from agent.wakatime_cli.extras import read_extra_heartbeats
+from agent.wakatime_cli.heartbeats import build_heartbeats, heartbeat_dicts
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NOW = 1_700_000_100.0
@@ -686,7 +680,7 @@ def test_one_line_from_a_pipe_left_open(mode: str) -> None:
 def test_real_stdin_left_open_by_the_plugin() -> None:
     """As vim's job does: one line on stdin, which then stays open."""
     code = (
-        "import sys, json; from agent.compat import read_extra_heartbeats;"
+        "import sys, json; from agent.wakatime_cli.extras import read_extra_heartbeats;"
         "items, problems = read_extra_heartbeats(sys.stdin);"
         "print(json.dumps([len(items), problems]), flush=True)"
     )
@@ -1052,9 +1046,10 @@ def test_is_wakatime_cli_name(argv0: str, expected: bool) -> None:
 
 
 def test_imports_nothing_slow() -> None:
-    """The per-save path: no heavy module, and none of the slow standard ones either."""
+    """The per-save path (the compat command's module): no heavy module, none of the slow
+    standard ones either; of the agent, only the wakatime_cli folder and the IPC client."""
     code = (
-        "import sys; before = set(sys.modules); import agent.compat;"
+        "import sys; before = set(sys.modules); import agent.commands.heartbeat;"
         "print(' '.join(sorted(m for m in set(sys.modules) - before"
         " if m.split('.')[0] not in sys.stdlib_module_names"
         " or m in ('re', 'enum', 'typing', 'dataclasses', 'json', 'socket', 'pathlib'))))"
@@ -1068,4 +1063,16 @@ def test_imports_nothing_slow() -> None:
         check=True,
     )
 
-    assert result.stdout.split() == ["agent", "agent.compat", "agent.ipc", "agent.ipc.protocol"]
+    assert result.stdout.split() == [
+        "agent",
+        "agent.commands",
+        "agent.commands.heartbeat",
+        "agent.ipc",
+        "agent.ipc.client",
+        "agent.ipc.protocol",
+        "agent.wakatime_cli",
+        "agent.wakatime_cli.args",
+        "agent.wakatime_cli.exit_codes",
+        "agent.wakatime_cli.extras",
+        "agent.wakatime_cli.heartbeats",
+    ]

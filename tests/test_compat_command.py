@@ -445,7 +445,7 @@ heavy = sorted(
     name for name in sys.modules
     if name.split(".")[0] in {"pydantic", "httpx", "watchdog", "git", "sqlite3", "re", "enum",
                               "typing", "dataclasses", "pathlib", "json", "socket", "logging"}
-    or name in {"agent.heartbeat", "agent.config", "agent.store"}
+    or name in {"agent.pipeline.heartbeat", "agent.config", "agent.pipeline.store"}
 )
 sys.stdout.write(f"{code} {heavy}")
 """

@@ -12,9 +12,9 @@ import pytest
 from test_sender import make_sender, queue
 from wakaserver import FakeWakaTime
 
-from agent.sender import Step
-from agent.store import HeartbeatStore
-from agent.transport import DeliveryClient
+from agent.delivery.sender import Step
+from agent.delivery.transport import DeliveryClient
+from agent.pipeline.store import HeartbeatStore
 
 LOGIN_PAGE = b"<!DOCTYPE html><html><body><form>Sign in</form></body></html>"
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_settings
-from agent.destinations import (
+from agent.pipeline.destinations import (
     DEFAULT,
     Router,
     configured_destinations,
     plugin_server,
 )
-from agent.heartbeat import Heartbeat
+from agent.pipeline.heartbeat import Heartbeat
 
 
 @pytest.fixture

@@ -26,16 +26,16 @@ from chaos.support import (
 from wakaserver import FakeWakaTime, Fault
 
 from agent.config import load_settings
-from agent.destinations import (
+from agent.delivery.sender import Backoff, Endpoint, Sender, Step, basic_authorization
+from agent.pipeline.destinations import (
     DEFAULT,
     Destination,
     Router,
     api_urls_destinations,
     configured_destinations,
 )
-from agent.heartbeat import Heartbeat
-from agent.sender import Backoff, Endpoint, Sender, Step, basic_authorization
-from agent.store import DeliveryCounts, HeartbeatStore
+from agent.pipeline.heartbeat import Heartbeat
+from agent.pipeline.store import DeliveryCounts, HeartbeatStore
 
 DEFAULT_URL = "https://api.wakatime.com/api/v1"
 DEFAULT_KEY = "waka_default"

@@ -1,5 +1,5 @@
-"""Project, branch, privacy, caching and line counts of agent.detect, over real files and real
-git repositories made with the `git` command in temporary folders."""
+"""Project, branch, privacy, caching and line counts of agent.pipeline.detect, over real files
+and real git repositories made with the `git` command in temporary folders."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 from conftest import require_tools
 
-from agent.detect import (
+from agent.pipeline.detect import (
     DetectionKey,
     DetectOptions,
     Detector,
     vcs,
 )
-from agent.detect.cache import LRU
-from agent.detect.lines import MAX_SIZE
+from agent.pipeline.detect.cache import LRU
+from agent.pipeline.detect.lines import MAX_SIZE
 
 GIT_CONFIG = [
     "-c", "user.name=Test", "-c", "user.email=test@example.invalid",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.detect import Detector
-from agent.detect.deps import MAX_DEPENDENCIES, MAX_DEPENDENCY_LENGTH, parse_dependencies
+from agent.pipeline.detect import Detector
+from agent.pipeline.detect.deps import MAX_DEPENDENCIES, MAX_DEPENDENCY_LENGTH, parse_dependencies
 
 CASES = [
     (

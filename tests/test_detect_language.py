@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.detect import Detector
-from agent.detect import language_data as data
-from agent.detect.language import from_modeline, from_shebang
+from agent.pipeline.detect import Detector
+from agent.pipeline.detect import language_data as data
+from agent.pipeline.detect.language import from_modeline, from_shebang
 
 # (file name, WakaTime language): 200+ names and extensions.
 TABLE = [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.ignore import IgnoreRules, global_excludes_file, is_editor_temp
+from agent.sources.ignore import IgnoreRules, global_excludes_file, is_editor_temp
 
 
 @pytest.fixture

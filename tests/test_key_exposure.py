@@ -10,7 +10,7 @@ from agentproc import AgentProcess, agent_env
 from test_ops import cli
 from wakaserver import FakeWakaTime
 
-from agent.api import ApiError, WakaTimeApi
+from agent.delivery.api import ApiError, WakaTimeApi
 from agent.redact import redact, redact_url
 
 SECRETS = ("waka_swapped_secret", "hunter2", "waka_query_secret")

@@ -19,9 +19,9 @@ from agentproc import AGENT, AgentProcess, agent_env
 from wakaserver import FakeWakaTime
 
 from agent.commands.common import LOG_FILE_BYTES, setup_logging
-from agent.heartbeat import Heartbeat
 from agent.ipc.client import request
-from agent.store import HeartbeatStore
+from agent.pipeline.heartbeat import Heartbeat
+from agent.pipeline.store import HeartbeatStore
 
 PLUGIN = "vim/9.1 vim-wakatime/11.0"
 

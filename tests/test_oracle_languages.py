@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from agent.detect import Detector
-from agent.detect.language import by_name, from_modeline, from_shebang
+from agent.pipeline.detect import Detector
+from agent.pipeline.detect.language import by_name, from_modeline, from_shebang
 
 ORACLES = Path(__file__).resolve().parents[1] / "scripts" / "oracles"
 sys.path.insert(0, str(ORACLES))

@@ -8,7 +8,7 @@ from itertools import pairwise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.policy import ActivityPolicy, FileActivity, PolicySettings
+from agent.sources.policy import ActivityPolicy, FileActivity, PolicySettings
 
 DEFAULTS = PolicySettings()
 

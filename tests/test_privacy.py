@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from agentproc import git_repo
 
-from agent import wakatime_cfg
-from agent.builder import HeartbeatBuilder, detect_options, privacy_for
 from agent.config import load_settings
-from agent.detect import Detector
-from agent.heartbeat import Heartbeat
+from agent.pipeline.builder import HeartbeatBuilder, detect_options, privacy_for
+from agent.pipeline.detect import Detector
+from agent.pipeline.heartbeat import Heartbeat
+from agent.wakatime_cli import cfg as wakatime_cfg
 
 
 @pytest.fixture

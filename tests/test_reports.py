@@ -15,8 +15,10 @@ from pydantic import SecretStr
 from wakaserver import FakeWakaTime
 
 from agent.config import ApiSettings, HeartbeatSettings, QueueSettings, Settings
-from agent.destinations import configured_destinations
-from agent.heartbeat import Heartbeat
+from agent.pipeline.destinations import configured_destinations
+from agent.pipeline.heartbeat import Heartbeat
+from agent.pipeline.stats import day_bounds
+from agent.pipeline.store import HeartbeatStore
 from agent.reports import (
     DaemonReports,
     DaemonState,
@@ -24,8 +26,6 @@ from agent.reports import (
     status_report,
     today_report,
 )
-from agent.stats import day_bounds
-from agent.store import HeartbeatStore
 
 NOON = 1_748_779_200.0  # 2025-06-01 12:00 UTC
 

@@ -21,7 +21,7 @@ from chaos.support import ask, database_of, destination, make_heartbeats, send, 
 from wakaserver import FakeWakaTime
 
 from agent.config import check_api_url
-from agent.sender import basic_authorization, display_url
+from agent.delivery.sender import basic_authorization, display_url
 
 KEY_A = "waka_secret_a_1111"
 KEY_B = "waka_secret_b_2222"

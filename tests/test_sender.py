@@ -12,8 +12,7 @@ import httpx
 import pytest
 from wakaserver import FakeWakaTime
 
-from agent.heartbeat import Heartbeat
-from agent.sender import (
+from agent.delivery.sender import (
     Backoff,
     DeliveryLoop,
     Endpoint,
@@ -23,8 +22,9 @@ from agent.sender import (
     read_bulk_answer,
     retry_after_seconds,
 )
-from agent.store import DELIVERED, QUEUED, HeartbeatStore
-from agent.useragent import full_user_agent
+from agent.pipeline.heartbeat import Heartbeat
+from agent.pipeline.store import DELIVERED, QUEUED, HeartbeatStore
+from agent.pipeline.useragent import full_user_agent
 
 NOW = time.time()
 KEY = "waka_test_key"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.stats import durations
+from agent.pipeline.stats import durations
 
 
 def test_no_heartbeats_and_a_lone_heartbeat_are_no_time() -> None:

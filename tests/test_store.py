@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.heartbeat import Heartbeat
-from agent.store import HeartbeatStore, StoreError
+from agent.pipeline.heartbeat import Heartbeat
+from agent.pipeline.store import HeartbeatStore, StoreError
 
 
 def hb(entity: str, at: float, **fields: object) -> Heartbeat:

@@ -15,9 +15,9 @@ from diskfull import fill, small_disk
 from test_sender import make_sender
 from wakaserver import FakeWakaTime
 
-from agent.heartbeat import Heartbeat
-from agent.sender import Step
-from agent.store import _SCHEMA, SCHEMA_VERSION, HeartbeatStore, payload
+from agent.delivery.sender import Step
+from agent.pipeline.heartbeat import Heartbeat
+from agent.pipeline.store import _SCHEMA, SCHEMA_VERSION, HeartbeatStore, payload
 
 NOW = time.time()
 

@@ -17,7 +17,7 @@ from agentproc import AgentProcess, agent_env
 from test_ops import cli, cli_json, heartbeat, send, store_directly, today_at, workdir
 from wakaserver import FakeWakaTime
 
-from agent.stats import (
+from agent.pipeline.stats import (
     DEFAULT_TIMEOUT,
     day_bounds,
     durations,

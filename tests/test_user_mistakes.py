@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from agentproc import AGENT, AgentProcess, agent_env, git_repo
 
-from agent.destinations import DEFAULT
-from agent.heartbeat import Heartbeat
-from agent.store import HeartbeatStore
+from agent.pipeline.destinations import DEFAULT
+from agent.pipeline.heartbeat import Heartbeat
+from agent.pipeline.store import HeartbeatStore
 
 COMMANDS = [
     ["status"],

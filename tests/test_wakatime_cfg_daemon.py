@@ -16,7 +16,7 @@ from test_compat_command import run_cli
 from wakaserver import FakeWakaTime
 
 # With ~/.wakatime.cfg present the watcher's saves wait for plugins' late reports
-# (agent.policy, plugin_wait); these tests are about the cfg, not that wait.
+# (agent.sources.policy, plugin_wait); these tests are about the cfg, not that wait.
 NO_PLUGIN_WAIT = {"HEARTBEAT_AGENT_HEARTBEATS__PLUGIN_WAIT": "0"}
 
 

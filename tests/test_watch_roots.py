@@ -13,7 +13,7 @@ import pytest
 from agentproc import AGENT, AgentProcess, agent_env, git_repo
 from wakaserver import FakeWakaTime
 
-from agent.watch_roots import plan_watch
+from agent.sources.watch_roots import plan_watch
 
 SKIP = ("node_modules", "build")
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.authorship import Signal
-from agent.ignore import IgnoreRules
-from agent.watcher import FileWatcher
+from agent.sources.authorship import Signal
+from agent.sources.ignore import IgnoreRules
+from agent.sources.watcher import FileWatcher
 
 WAIT = 10.0
 

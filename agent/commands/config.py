@@ -115,7 +115,7 @@ def _source(
     if from_fallback is not _MISSING and from_fallback == plain:
         if key == ("api", "key") and os.environ.get("WAKATIME_API_KEY"):
             return {"source": "env", "origin": "WAKATIME_API_KEY"}
-        from agent import wakatime_cfg
+        from agent.wakatime_cli import cfg as wakatime_cfg
 
         return {"source": "wakatime_cfg", "origin": str(wakatime_cfg.default_path())}
     return {"source": "default", "origin": None}
@@ -151,8 +151,8 @@ def _lookup(data: Any, key: Key) -> Any:
 def _destinations(settings: Settings) -> list[dict[str, Any]]:
     """Where heartbeats go, [api_urls] of ~/.wakatime.cfg included; keys as set or not."""
     from agent.config import ConfigError
-    from agent.destinations import DEFAULT, configured_destinations
-    from agent.sender import display_url
+    from agent.delivery.sender import display_url
+    from agent.pipeline.destinations import DEFAULT, configured_destinations
 
     try:
         destinations = configured_destinations(settings)
@@ -175,7 +175,7 @@ def _destinations(settings: Settings) -> list[dict[str, Any]]:
 def _oauth_state(settings: Settings) -> str | None:
     """How the default server is reached when `agent login` stored tokens (they are used
     before any API key), else None."""
-    from agent.auth import AuthError, TokenStore, token_path
+    from agent.delivery.auth import AuthError, TokenStore, token_path
 
     try:
         tokens = TokenStore(token_path(settings)).load()

@@ -18,8 +18,8 @@ def main(argv: list[str]) -> int:
 
 
 def _detect(args: argparse.Namespace) -> int:
-    from agent.builder import HeartbeatBuilder, detect_options, privacy_for
-    from agent.detect import Detector
+    from agent.pipeline.builder import HeartbeatBuilder, detect_options, privacy_for
+    from agent.pipeline.detect import Detector
 
     settings = settings_from(args)
     builder = HeartbeatBuilder(Detector(detect_options(settings)), privacy_for(settings))

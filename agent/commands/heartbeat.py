@@ -2,7 +2,7 @@
 line (DESIGN §2a), answered by the daemon over the socket.
 
 A plugin spawns this on every save, so the common case — a heartbeat or `--today` with the
-daemon up — imports nothing beyond the standard library's startup set, `agent.compat` and
+daemon up — imports nothing beyond the standard library's startup set, `agent.wakatime_cli.args` and
 the IPC client. Everything heavier (settings, SQLite, detection) loads only when no daemon
 answers, and then goes through `_full_python()` so a launcher started with `python -S`
 (what `agent plugins install` writes, to skip `site`) still finds its dependencies.
@@ -17,18 +17,12 @@ import os
 import sys
 import time
 
-from agent.compat import (
-    CompatArgs,
-    ExitCode,
-    existing,
-    heartbeat_dicts,
-    is_wakatime_cli_name,
-    parse_args,
-    privacy_flags,
-    read_extra_heartbeats,
-)
 from agent.ipc.client import DaemonUnavailable, IpcClient, UntrustedSocket, socket_file
 from agent.ipc.protocol import dumps
+from agent.wakatime_cli.args import CompatArgs, is_wakatime_cli_name, parse_args
+from agent.wakatime_cli.exit_codes import ExitCode
+from agent.wakatime_cli.extras import read_extra_heartbeats
+from agent.wakatime_cli.heartbeats import existing, heartbeat_dicts, privacy_flags
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -85,7 +79,7 @@ def _dispatch(args: CompatArgs, log: CompatLog) -> int:
         print(USAGE)
         return ExitCode.SUCCESS
     if args.user_agent:
-        from agent.useragent import full_user_agent
+        from agent.pipeline.useragent import full_user_agent
 
         print(full_user_agent(args.plugin))
         return ExitCode.SUCCESS
@@ -201,7 +195,7 @@ def _heartbeat_offline(
     """No daemon: commit the request for the daemon to complete, and start one (standard
     library only: this runs on every save while no daemon answers). Exit 102 as
     wakatime-cli does when it queues offline, or 104 when no API key is configured."""
-    from agent import offline_queue
+    from agent.wakatime_cli import offline_queue
 
     request, labels = _request(args, items), [label for label, _ in items]
     place = offline_queue.locations()
@@ -243,10 +237,10 @@ def _start_daemon(place: Any, log: CompatLog) -> None:
 
 
 def _plugin_server(args: CompatArgs, destinations: list[Any], log: CompatLog) -> Any:
-    """The destination of the server `--api-url` names, or None (agent.destinations)."""
+    """The destination of the server `--api-url` names, or None (agent.pipeline.destinations)."""
     if not args.api_url:
         return None
-    from agent.destinations import plugin_server
+    from agent.pipeline.destinations import plugin_server
 
     try:
         return plugin_server(args.api_url, args.key, destinations)
@@ -257,7 +251,7 @@ def _plugin_server(args: CompatArgs, destinations: list[Any], log: CompatLog) ->
 
 def _configuration_problem(router: Any) -> str | None:
     """A ~/.wakatime.cfg line that is not INI, or the default server's misconfigured URL."""
-    from agent import wakatime_cfg
+    from agent.wakatime_cli import cfg as wakatime_cfg
 
     try:
         wakatime_cfg.load_checked()
@@ -311,8 +305,8 @@ def _today_offline(log: CompatLog) -> dict[str, Any] | None:
     settings = _settings(log)
     if settings is None:
         return None
-    from agent.offline_adopt import open_adopted
     from agent.reports import status_bar_report
+    from agent.sources.offline_adopt import open_adopted
 
     with open_adopted(settings) as store:
         return status_bar_report(store, settings, time.time())
@@ -328,8 +322,8 @@ def _offline_count() -> int:
         settings = _settings(CompatLog(None))
         if settings is None:
             return ExitCode.ERR_CONFIG_FILE_PARSE
-        from agent.destinations import configured_destinations
-        from agent.offline_adopt import open_adopted
+        from agent.pipeline.destinations import configured_destinations
+        from agent.sources.offline_adopt import open_adopted
 
         configured = [destination.name for destination in configured_destinations(settings)]
         with open_adopted(settings) as store:
@@ -343,8 +337,8 @@ def _print_offline(limit: int) -> int:
     settings = _settings(CompatLog(None))
     if settings is None:
         return ExitCode.ERR_CONFIG_FILE_PARSE
-    from agent.destinations import DEFAULT
-    from agent.offline_adopt import open_adopted
+    from agent.pipeline.destinations import DEFAULT
+    from agent.sources.offline_adopt import open_adopted
 
     with open_adopted(settings) as store:
         queued = store.pending(DEFAULT, limit if limit > 0 else 1_000_000)
@@ -394,7 +388,7 @@ def _sync_ai(args: CompatArgs, log: CompatLog) -> int:
 
 
 def _config_read(args: CompatArgs, log: CompatLog) -> int:
-    from agent import wakatime_cfg
+    from agent.wakatime_cli import cfg as wakatime_cfg
 
     key = args.config_read or ""
     section = args.config_section or "settings"
@@ -407,7 +401,7 @@ def _config_read(args: CompatArgs, log: CompatLog) -> int:
 
 
 def _config_write(args: CompatArgs, log: CompatLog) -> int:
-    from agent import wakatime_cfg
+    from agent.wakatime_cli import cfg as wakatime_cfg
 
     section = args.config_section or "settings"
     try:

@@ -18,8 +18,8 @@ from agent.commands.common import (
 )
 
 if TYPE_CHECKING:
-    from agent.auth import TokenSet
     from agent.config import Settings
+    from agent.delivery.auth import TokenSet
 
 DEFAULT_TIMEOUT = 300.0
 
@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
 def _login(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     setup_logging(settings.log.level, args.verbose)
-    from agent.auth import AuthError, LoginFlow, OAuthClient, TokenStore, token_path
+    from agent.delivery.auth import AuthError, LoginFlow, OAuthClient, TokenStore, token_path
 
     client = OAuthClient.from_settings(settings)
     try:
@@ -111,8 +111,8 @@ def _has_graphical_browser() -> bool:
 
 def _who(settings: Settings, tokens: TokenSet) -> str:
     """The account just logged in, as the server names it; the uid if it cannot say."""
-    from agent.api import ApiError, WakaTimeApi, http_client
-    from agent.auth import same_site
+    from agent.delivery.api import ApiError, WakaTimeApi, http_client
+    from agent.delivery.auth import same_site
 
     uid = f"user {tokens.uid}" if tokens.uid else "a user the server did not name"
     if not same_site(settings.api.url, tokens.token_url):
@@ -135,7 +135,7 @@ def _who(settings: Settings, tokens: TokenSet) -> str:
 
 
 def _logout(args: argparse.Namespace) -> int:
-    from agent.auth import TokenStore, token_path
+    from agent.delivery.auth import TokenStore, token_path
 
     store = TokenStore(token_path(settings_from(args)))
     if store.clear():

@@ -26,7 +26,7 @@ from agent.commands.common import (
 
 if TYPE_CHECKING:
     from agent.config import Settings
-    from agent.store import DeliveryRow, HeartbeatStore
+    from agent.pipeline.store import DeliveryRow, HeartbeatStore
 
 LIST_LIMIT = 20
 FLUSH_POLL = 0.2  # seconds between progress reads while the daemon delivers
@@ -79,9 +79,9 @@ def _command(
 @contextmanager
 def open_store(settings: Settings) -> Iterator[HeartbeatStore | None]:
     """The store, or None when there is no database yet (nothing was ever recorded)."""
-    from agent.offline_adopt import open_adopted
-    from agent.offline_queue import requests_waiting
-    from agent.store import StoreError
+    from agent.pipeline.store import StoreError
+    from agent.sources.offline_adopt import open_adopted
+    from agent.wakatime_cli.offline_queue import requests_waiting
 
     path = settings.database_path()
     if not path.exists() and not requests_waiting(path):
@@ -107,7 +107,7 @@ def _known_destination(store: HeartbeatStore | None, name: str | None) -> str | 
 
 
 def _states(args: argparse.Namespace) -> tuple[int, ...]:
-    from agent.store import QUEUED, REJECTED
+    from agent.pipeline.store import QUEUED, REJECTED
 
     if getattr(args, "all", False):
         return (QUEUED, REJECTED)
@@ -148,7 +148,7 @@ def _count(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from agent.store import QUEUED, REJECTED
+    from agent.pipeline.store import QUEUED, REJECTED
 
     settings = settings_from(args)
     sections = [(QUEUED, "Queued, oldest first"), (REJECTED, "Rejected by the server")]
@@ -212,7 +212,7 @@ def _output(path: str | None) -> Iterator[TextIO]:
 
 
 def _purge(args: argparse.Namespace) -> int:
-    from agent.store import QUEUED
+    from agent.pipeline.store import QUEUED
 
     settings = settings_from(args)
     states = _states(args)
@@ -335,9 +335,9 @@ def _why(destination: dict[str, Any]) -> str:
 def _flush_here(settings: Settings, only: str | None) -> int:
     """No daemon: deliver in this process, one batch after another, until each destination's
     queue is empty or the server or the credentials stop it."""
-    from agent.deliveries import build_sender
-    from agent.destinations import configured_destinations
-    from agent.sender import Step
+    from agent.delivery.deliveries import build_sender
+    from agent.delivery.sender import Step
+    from agent.pipeline.destinations import configured_destinations
 
     destinations = configured_destinations(settings)
     chosen = [d for d in destinations if only is None or d.name == only]
@@ -351,7 +351,7 @@ def _flush_here(settings: Settings, only: str | None) -> int:
     for destination in chosen:
         if not pending[destination.name]:
             continue
-        if destination.problem:  # a URL nothing may be sent to (agent.destinations)
+        if destination.problem:  # a URL nothing may be sent to (agent.pipeline.destinations)
             stuck.append((destination.name, pending[destination.name], destination.problem))
             continue
         sender = build_sender(settings, destination)

@@ -74,11 +74,11 @@ def _install(args: argparse.Namespace) -> int:
 
 def _watch_summary(config: str | None) -> str:
     """What the service's watcher will watch: it starts in no code folder, so never the
-    home folder whole (agent.watch_roots)."""
+    home folder whole (agent.sources.watch_roots)."""
     import os
 
     from agent.config import ConfigError, load_settings
-    from agent.watch_roots import plan_watch
+    from agent.sources.watch_roots import plan_watch
 
     try:
         watch = load_settings(config).watch

@@ -17,7 +17,7 @@ from agent.commands.common import (
 )
 
 if TYPE_CHECKING:
-    from agent.api import Item, Stats
+    from agent.delivery.api import Item, Stats
 
 RANGES = ("last_7_days", "last_30_days", "last_6_months", "last_year", "all_time")
 RANGE_PATTERN = re.compile(r"(?:" + "|".join(RANGES) + r"|\d{4}|\d{4}-\d{2})")
@@ -58,7 +58,7 @@ def _range(value: str) -> str:
 def _stats(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     setup_logging(settings.log.level, args.verbose)
-    from agent.api import ApiError, WakaTimeApi
+    from agent.delivery.api import ApiError, WakaTimeApi
 
     api = WakaTimeApi.from_settings(settings)
     with api:

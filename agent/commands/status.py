@@ -89,7 +89,7 @@ def offline_report(settings: Settings) -> dict[str, Any]:
     import time
 
     from agent.commands.queue import open_store
-    from agent.destinations import configured_destinations
+    from agent.pipeline.destinations import configured_destinations
     from agent.reports import status_report
 
     with open_store(settings) as store:
@@ -98,7 +98,7 @@ def offline_report(settings: Settings) -> dict[str, Any]:
 
 def render(report: dict[str, Any]) -> str:
     """One glanceable block."""
-    from agent.stats import format_duration
+    from agent.pipeline.stats import format_duration
 
     lines = [
         f"heartbeat-agent {report.get('version', '')} running"

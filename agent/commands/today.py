@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from agent.commands.common import add_config_option, run_command, settings_from, setup_logging
 
 if TYPE_CHECKING:
-    from agent.api import Item
     from agent.config import Settings
+    from agent.delivery.api import Item
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,8 @@ def local_today(settings: Settings) -> dict[str, Any]:
 
 def server_today(settings: Settings) -> tuple[dict[str, Any] | None, str | None]:
     """The server's summary of today (in the user's timezone there), or why there is none."""
-    from agent.api import ApiError, WakaTimeApi
     from agent.config import ConfigError
+    from agent.delivery.api import ApiError, WakaTimeApi
 
     settings.api.timeout = min(settings.api.timeout, SERVER_TIMEOUT)
     day = time.strftime("%Y-%m-%d")
@@ -89,7 +89,7 @@ def server_today(settings: Settings) -> tuple[dict[str, Any] | None, str | None]
 
 def _items(items: list[Item]) -> list[dict[str, Any]]:
     """The server's breakdown rows in the shape of the local ones."""
-    from agent.stats import SummaryItem
+    from agent.pipeline.stats import SummaryItem
 
     return [SummaryItem(i.name, i.total_seconds, i.percent).to_json() for i in items]
 
@@ -99,7 +99,7 @@ def combine(
 ) -> dict[str, Any]:
     """The report: the server's figure and breakdowns when it answered, else the local ones;
     both figures are kept for comparison."""
-    from agent.stats import format_duration
+    from agent.pipeline.stats import format_duration
 
     shown = server or local
     return {
@@ -116,7 +116,7 @@ def combine(
 
 def render(report: dict[str, Any]) -> str:
     """One glanceable block: the total, then the top projects and languages with bars."""
-    from agent.stats import format_duration
+    from agent.pipeline.stats import format_duration
 
     if report["source"] == "server":
         where = f"server; {format_duration(report['local_seconds'])} recorded on this machine"
@@ -134,7 +134,7 @@ def render(report: dict[str, Any]) -> str:
 
 
 def _row(item: dict[str, Any]) -> str:
-    from agent.stats import format_duration
+    from agent.pipeline.stats import format_duration
 
     percent = min(max(float(item.get("percent") or 0.0), 0.0), 100.0)
     filled = round(BAR_WIDTH * percent / 100)

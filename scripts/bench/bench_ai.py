@@ -40,7 +40,7 @@ from bench_watch import row  # noqa: E402
 from machine import machine_line  # noqa: E402
 from wakaserver import FakeWakaTime  # noqa: E402
 
-from agent.heartbeat import Heartbeat  # noqa: E402
+from agent.pipeline.heartbeat import Heartbeat  # noqa: E402
 from agent.sources.ai.positions import PositionStore  # noqa: E402
 from agent.sources.ai.source import AiActivitySource  # noqa: E402
 from agent.sources.ai.tools import tools  # noqa: E402

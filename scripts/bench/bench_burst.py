@@ -37,7 +37,7 @@ from bench_watch import (
 )
 from machine import machine_line
 
-from agent.policy import PolicySettings
+from agent.sources.policy import PolicySettings
 
 FILES_PER_FOLDER = 100
 POLL = 0.1  # seconds between readings while waiting (the daemon is another process)

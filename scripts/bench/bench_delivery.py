@@ -20,9 +20,9 @@ import httpx  # noqa: E402
 from machine import machine_line  # noqa: E402
 from wakaserver import FakeWakaTime  # noqa: E402
 
-from agent.heartbeat import Heartbeat  # noqa: E402
-from agent.sender import Endpoint, Sender, Step, basic_authorization  # noqa: E402
-from agent.store import HeartbeatStore  # noqa: E402
+from agent.delivery.sender import Endpoint, Sender, Step, basic_authorization  # noqa: E402
+from agent.pipeline.heartbeat import Heartbeat  # noqa: E402
+from agent.pipeline.store import HeartbeatStore  # noqa: E402
 
 
 def main() -> None:

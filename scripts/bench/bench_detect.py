@@ -1,4 +1,4 @@
-"""Benchmark of agent.detect: a new file, a new file in a cold detector, and a cached file.
+"""Benchmark of agent.pipeline.detect: a new file, a new file in a cold detector, and a cached file.
 
 Builds a git repository in a temporary folder (the `git` command must exist), writes source
 files into it, and times Detector.detect with time.perf_counter. Prints a table with the
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from agent.detect import Detector
+from agent.pipeline.detect import Detector
 
 SOURCES = {
     ".py": "import os\nimport requests\nfrom flask import Flask\n\n\ndef main():\n    pass\n",
@@ -88,7 +88,7 @@ def main() -> None:
 
             results["new file (cold)"].append(per_call(cold, len(sample)))
 
-    print(f"agent.detect benchmark — {datetime.date.today().isoformat()}")
+    print(f"agent.pipeline.detect benchmark — {datetime.date.today().isoformat()}")
     print(
         f"machine: {os.cpu_count()} cores, {platform.machine()}, {platform.system()} "
         f"{platform.release()}; Python {platform.python_version()}"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from agent.sender import Endpoint, Sender, Step, basic_authorization
-from agent.store import HeartbeatStore
+from agent.delivery.sender import Endpoint, Sender, Step, basic_authorization
+from agent.pipeline.store import HeartbeatStore
 
 
 def memory_kib(field: str) -> int:

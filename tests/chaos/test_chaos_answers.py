@@ -17,8 +17,8 @@ from support import ask, database_of, identities, make_heartbeats, send, wait_un
 from test_chaos_storage import WriteLock
 from wakaserver import FakeWakaTime, Fault
 
-from agent.heartbeat import Heartbeat
-from agent.store import HeartbeatStore
+from agent.pipeline.heartbeat import Heartbeat
+from agent.pipeline.store import HeartbeatStore
 
 LOGIN_PAGE = b"<!DOCTYPE html><html><body><form action=/login>Sign in</form></body></html>"
 COUNT = 120

@@ -21,9 +21,9 @@ from agentproc import AgentProcess, agent_env
 from support import ask, identities, make_heartbeats, send, wait_until
 from wakaserver import FakeWakaTime, Fault
 
-from agent.heartbeat import Heartbeat
-from agent.sender import Backoff, DeliveryLoop, Endpoint, Sender, Step, basic_authorization
-from agent.store import HeartbeatStore
+from agent.delivery.sender import Backoff, DeliveryLoop, Endpoint, Sender, Step, basic_authorization
+from agent.pipeline.heartbeat import Heartbeat
+from agent.pipeline.store import HeartbeatStore
 
 SEED = 7
 RETRY_AFTER = 3.0

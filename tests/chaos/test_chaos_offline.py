@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.heartbeat import Heartbeat
-from agent.store import HeartbeatStore
+from agent.pipeline.heartbeat import Heartbeat
+from agent.pipeline.store import HeartbeatStore
 
 QUEUED = 30_000
 DEPENDENCIES = [f"package-number-{n:03d}" for n in range(40)]

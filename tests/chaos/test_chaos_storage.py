@@ -19,13 +19,13 @@ from agentproc import AgentProcess, agent_env
 from support import ask, database_of, identities, make_heartbeats, send, socket_of, wait_until
 from wakaserver import FakeWakaTime
 
-from agent.builder import HeartbeatBuilder
-from agent.destinations import Destination, Router
-from agent.heartbeat import Heartbeat
-from agent.ingest import Ingest
 from agent.ipc.client import IpcClient
 from agent.ipc.protocol import encode
-from agent.store import HeartbeatStore
+from agent.pipeline.builder import HeartbeatBuilder
+from agent.pipeline.destinations import Destination, Router
+from agent.pipeline.heartbeat import Heartbeat
+from agent.pipeline.ingest import Ingest
+from agent.pipeline.store import HeartbeatStore
 
 HOLD_LOCK = """
 import sqlite3, sys

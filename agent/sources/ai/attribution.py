@@ -20,7 +20,7 @@ import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterable
 
-from agent.heartbeat import Heartbeat
+from agent.pipeline.heartbeat import Heartbeat
 
 AI_CODING = "ai coding"
 WINDOW = 10.0  # seconds between a transcript's edit and the watcher's write of the file

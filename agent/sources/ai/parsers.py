@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from agent.heartbeat import Heartbeat
+from agent.pipeline.heartbeat import Heartbeat
 
 State = dict[str, Any]
 AI_CODING = "ai coding"

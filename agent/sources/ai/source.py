@@ -25,13 +25,13 @@ from typing import IO, Any
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from agent import wakatime_cfg
-from agent.heartbeat import Heartbeat
+from agent.pipeline.heartbeat import Heartbeat
 from agent.sources.ai import opencode_db
 from agent.sources.ai.attribution import WriteClassifier
 from agent.sources.ai.parsers import BadRecord, Session, decode
 from agent.sources.ai.positions import Position, PositionStore, read_document, read_lines, unchanged
 from agent.sources.ai.tools import Tool, tool_for, tools
+from agent.wakatime_cli import cfg as wakatime_cfg
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ def backfill_start(days: float, now: float | None = None) -> float:
 def sync_once(settings: Any) -> int:
     """`--sync-ai-activity` without a daemon: one pass, heartbeats written straight into
     the queue through the same builder and router as the daemon's."""
-    from agent.ingest import store_directly
+    from agent.pipeline.ingest import store_directly
 
     database = settings.database_path()
     with contextlib.ExitStack() as stack:

@@ -8,7 +8,7 @@ and ~15 ms a commit (each call is the database's last connection, so closing it 
 the WAL). So nothing is detected or routed here: one JSON line (when it was received, and
 the request: heartbeats with every field and per-call rule the flags gave, and the plugin's
 `--key`) is appended to `offline-requests.jsonl` (0600, in the database's 0700 folder)
-under an flock and fsync'ed. The daemon (agent.offline_adopt) puts each request through the
+under an flock and fsync'ed. The daemon (agent.sources.offline_adopt) puts each request through the
 same validation, detection, privacy rules and routing as a request on the socket.
 
 Only the settings this needs are read here, the way `agent.config` reads them: the
@@ -100,7 +100,7 @@ def locations() -> Locations:
 def _cfg_has_key() -> bool:
     """`WAKATIME_API_KEY`, or `api_key`/`api_key_vault_cmd` in ~/.wakatime.cfg's [settings].
 
-    A plain scan of the lines: agent.wakatime_cfg's parser imports re and pathlib (~15 ms,
+    A plain scan of the lines: agent.wakatime_cli.cfg's parser imports re and pathlib (~15 ms,
     a third of this path's budget) and only this yes/no is needed here."""
     if os.environ.get("WAKATIME_API_KEY"):
         return True

@@ -1,8 +1,8 @@
 """Dependencies a file imports, shaped the way wakatime-cli reports them.
 
 wakatime-cli tokenizes with chroma; these are line-oriented regular expressions over the first
-64 KiB (see `HEAD_SIZE` in agent.detect), which find the same names for real code at a fraction
-of the cost. Conventions kept from wakatime-cli (pkg/deps): Python and C#'s first name
+64 KiB (see `HEAD_SIZE` in agent.pipeline.detect), which find the same names for real code
+at a fraction of the cost. Conventions kept from wakatime-cli (pkg/deps): Python and C#'s first name
 component; Go's full import path; JavaScript's last path component without extension; Java's
 two package components after a three-letter top-level domain; Kotlin's first two components;
 C/C++/Objective-C's first path component without `.h`; the same few standard names left out

@@ -1,4 +1,4 @@
-"""Completing what the compat command queued while no daemon ran (agent.offline_queue).
+"""Completing what the compat command queued while no daemon ran (agent.wakatime_cli.offline_queue).
 
 Each request goes through what a request on the socket goes through: the same validation
 (`read_heartbeat_request`, shared with the daemon; a heartbeat's time is judged against
@@ -26,16 +26,16 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from agent.autostart import answers
-from agent.heartbeat import Heartbeat, HeartbeatError, timeliness_problems
 from agent.ipc.protocol import MAX_BATCH, ProtocolError
-from agent.offline_queue import requests_waiting, spool_file
-from agent.privacy import flags_problem
-from agent.store import HeartbeatStore
+from agent.pipeline.heartbeat import Heartbeat, HeartbeatError, timeliness_problems
+from agent.pipeline.privacy import flags_problem
+from agent.pipeline.store import HeartbeatStore
+from agent.wakatime_cli.offline_queue import requests_waiting, spool_file
 
 if TYPE_CHECKING:
-    from agent.builder import HeartbeatBuilder
     from agent.config import Settings
-    from agent.destinations import Router
+    from agent.pipeline.builder import HeartbeatBuilder
+    from agent.pipeline.destinations import Router
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +107,9 @@ def open_adopted(settings: Settings) -> HeartbeatStore:
     store = HeartbeatStore.wal_checked(settings.database_path())
     try:
         if requests_waiting(store.path) and not answers(str(settings.socket_path())):
-            from agent.builder import HeartbeatBuilder, detect_options, privacy_for
-            from agent.destinations import Router, configured_destinations
-            from agent.detect import Detector
+            from agent.pipeline.builder import HeartbeatBuilder, detect_options, privacy_for
+            from agent.pipeline.destinations import Router, configured_destinations
+            from agent.pipeline.detect import Detector
 
             # As the daemon builds: the settings' privacy rules (~/.wakatime.cfg's too).
             builder = HeartbeatBuilder(Detector(detect_options(settings)), privacy_for(settings))

@@ -18,12 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from agent.detect.cache import LRU
-from agent.detect.deps import parse_dependencies
-from agent.detect.language import PygmentsFallback, detect_language
-from agent.detect.lines import count_lines, is_binary
-from agent.detect.project import FolderInfo, FolderResolver, ProjectMap
-from agent.detect.vcs import BranchReader, HeadVersion, Repository, head_version
+from agent.pipeline.detect.cache import LRU
+from agent.pipeline.detect.deps import parse_dependencies
+from agent.pipeline.detect.language import PygmentsFallback, detect_language
+from agent.pipeline.detect.lines import count_lines, is_binary
+from agent.pipeline.detect.project import FolderInfo, FolderResolver, ProjectMap
+from agent.pipeline.detect.vcs import BranchReader, HeadVersion, Repository, head_version
 
 __all__ = [
     "DetectOptions",
@@ -39,7 +39,7 @@ HEAD_SIZE = 64 * 1024
 @dataclass(frozen=True)
 class DetectOptions:
     """Settings that change what detection reports (privacy rules apply afterwards:
-    agent.privacy, in the builder)."""
+    agent.pipeline.privacy, in the builder)."""
 
     project_map: tuple[tuple[str, str], ...] = ()  # (path regex, name with {0} captures)
     project_from_git_remote: bool = False  # ~/.wakatime.cfg [git]: `owner/repo` from origin

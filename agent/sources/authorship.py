@@ -35,7 +35,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from agent.ignore import TOOL_WRITTEN_NAMES
+from agent.sources.ignore import TOOL_WRITTEN_NAMES
 
 PAIR_WINDOW = 5.0  # seconds between a manifest and its lock file written by one install
 OPERATIONS_KEPT = 4  # per project: recent operations a held write may still be checked against

@@ -90,11 +90,11 @@ class Heartbeat:
     alternate_branch: str | None = field(default=None, metadata={"local": True})
     alternate_language: str | None = field(default=None, metadata={"local": True})
     project_folder: str | None = field(default=None, metadata={"local": True})
-    # A plugin's privacy flags (`--exclude`, `--hide-file-names`, …: agent.privacy), which
+    # A plugin's privacy flags (`--exclude`, `--hide-file-names`, …: agent.pipeline.privacy), which
     # the builder merges with ~/.wakatime.cfg's; set by the daemon from the request.
     privacy: dict[str, Any] | None = field(default=None, metadata={"local": True})
     # The destination a plugin named with its own server (`--api-url`), in the default's
-    # place (agent.destinations.plugin_server); set by the daemon from the request.
+    # place (agent.pipeline.destinations.plugin_server); set by the daemon from the request.
     server: str | None = field(default=None, metadata={"local": True})
 
     def to_api(self) -> dict[str, Any]:

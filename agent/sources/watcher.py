@@ -21,7 +21,8 @@ costs (less than the bare observer's CPU, measured in BENCHMARKS.md):
 * the ignore rules are told of every folder, ``.gitignore`` and ``.git`` change the watch sees
   (``IgnoreRules.track``), so they need not stat those again for every event;
 * a ``.git`` or ``.hg`` folder is watched on its own, not below: its lock files and refs tell
-  when the VCS itself writes the working tree (``agent.authorship``), for one watch a repository.
+  when the VCS itself writes the working tree (``agent.sources.authorship``), for one watch a
+  repository.
 
 Where those internals are missing (another watchdog release, another platform) every folder is
 watched, watchdog's own observer delivers every event, and the same rules filter them.
@@ -49,8 +50,8 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
-from agent.authorship import Signal, signals_of
-from agent.ignore import IgnoreRules
+from agent.sources.authorship import Signal, signals_of
+from agent.sources.ignore import IgnoreRules
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ import httpx
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from agent.config import KEY_SOURCES
+from agent.delivery.sender import retry_after_seconds
+from agent.pipeline.useragent import machine_name, request_headers
 from agent.redact import redact_url
-from agent.sender import retry_after_seconds
-from agent.useragent import machine_name, request_headers
 
 if TYPE_CHECKING:
     from agent.config import Settings
@@ -212,8 +212,8 @@ class WakaTimeApi:
     def from_settings(cls, settings: Settings, **options: Any) -> WakaTimeApi:
         """The default destination's server and credentials (OAuth tokens, else the API key,
         else its key command). Raises ConfigError for a destination that cannot be used."""
-        from agent.auth import default_credentials
-        from agent.destinations import KeySource, configured_destinations
+        from agent.delivery.auth import default_credentials
+        from agent.pipeline.destinations import KeySource, configured_destinations
 
         default = configured_destinations(settings)[0]
         authorization, refresh, _ = default_credentials(settings, KeySource(default))

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.heartbeat import Heartbeat
-from agent.stats import iso_time
-from agent.wal import foreign_wal
+from agent.pipeline.heartbeat import Heartbeat
+from agent.pipeline.stats import iso_time
+from agent.pipeline.wal import foreign_wal
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +297,7 @@ class HeartbeatStore:
         """Rename a damaged database aside (kept, for whoever wants to look), start a fresh
         one, and copy into it every heartbeat that can still be read, still queued where
         it was. Only where no other connection writes to it."""
-        from agent.salvage import Salvaged, salvage
+        from agent.pipeline.salvage import Salvaged, salvage
 
         aside = path.with_name(f"{path.name}.broken-{_moment()}")
         for suffix in ("", "-wal", "-shm"):

@@ -2,7 +2,7 @@
 
 Watcher activity becomes a file write heartbeat; a plugin's heartbeat keeps everything it
 sent and gains what detection knows and it did not say (project, branch, language, lines,
-dependencies). The privacy rules and filters (agent.privacy: ~/.wakatime.cfg's, the
+dependencies). The privacy rules and filters (agent.pipeline.privacy: ~/.wakatime.cfg's, the
 `[heartbeats]` switches and a plugin's flags) are applied here, the one place every
 heartbeat passes through before anything is stored.
 """
@@ -14,13 +14,13 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from agent import wakatime_cfg
 from agent.config import Settings
-from agent.detect import Detection, DetectionKey, DetectOptions, Detector
-from agent.detect.project import obfuscated_name, project_root_count
-from agent.heartbeat import Heartbeat
-from agent.privacy import Privacy, RulesCache, bool_or_regexes, privacy_rules
-from agent.useragent import full_user_agent
+from agent.pipeline.detect import Detection, DetectionKey, DetectOptions, Detector
+from agent.pipeline.detect.project import obfuscated_name, project_root_count
+from agent.pipeline.heartbeat import Heartbeat
+from agent.pipeline.privacy import Privacy, RulesCache, bool_or_regexes, privacy_rules
+from agent.pipeline.useragent import full_user_agent
+from agent.wakatime_cli import cfg as wakatime_cfg
 
 # Detections by what a heartbeat asks of detection (its entity, the names it gave and its hints).
 DetectionMemo = dict[DetectionKey, Detection]

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from fnmatch import fnmatchcase
 from typing import NamedTuple
 
-from agent.detect import language_data as data
-from agent.detect.cache import LRU
+from agent.pipeline.detect import language_data as data
+from agent.pipeline.detect.cache import LRU
 
 # The C family: wakatime-cli decides these from same-named and sibling files before anything
 # else. (It does so for every extension starting with .c or .h, so a .css next to a .cpp counts as

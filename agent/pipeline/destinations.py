@@ -31,9 +31,9 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from agent import wakatime_cfg
 from agent.config import ConfigError, Settings, check_api_url, insecure_host
-from agent.heartbeat import Heartbeat
+from agent.pipeline.heartbeat import Heartbeat
+from agent.wakatime_cli import cfg as wakatime_cfg
 
 log = logging.getLogger(__name__)
 

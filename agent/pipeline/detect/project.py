@@ -15,8 +15,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.detect.cache import LRU
-from agent.detect.vcs import Repository, repository_at
+from agent.pipeline.detect.cache import LRU
+from agent.pipeline.detect.vcs import Repository, repository_at
 
 log = logging.getLogger(__name__)
 

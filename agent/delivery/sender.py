@@ -24,9 +24,9 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from agent.config import KEY_SOURCES
+from agent.pipeline.store import HeartbeatStore, QueuedHeartbeat, is_damage
+from agent.pipeline.useragent import request_headers
 from agent.redact import redact
-from agent.store import HeartbeatStore, QueuedHeartbeat, is_damage
-from agent.useragent import request_headers
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ storm_window)`` of quiet on that path. The hold does three jobs at once:
   several times (truncate, write, chmod, rename) is one activity; under continuous writes the
   path is still released ``autosave_interval`` after its first held write;
 * who wrote it — a git checkout, a formatter, an install or a generator is not a person
-  (``agent.authorship``: VCS locks, tool runs of more than ``storm_files`` files within
+  (``agent.sources.authorship``: VCS locks, tool runs of more than ``storm_files`` files within
   ``storm_window`` seconds, manifests beside lock files); a write found to be theirs, even
   after it arrived (the hold is at least the tool window), is dropped;
 * temp files — a file written and then deleted or renamed away before release (an editor's
@@ -50,7 +50,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.authorship import Authorship, AuthorshipSettings, Operation, Signal, Writer
+from agent.sources.authorship import Authorship, AuthorshipSettings, Operation, Signal, Writer
 
 FORGET_INTERVAL = 1.0  # seconds of heartbeat time between scans for stale entries
 DECISIONS_KEPT = 512  # paths whose latest decision `agent why` can tell

@@ -7,13 +7,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from agent.auth import default_credentials
 from agent.config import Settings
-from agent.destinations import DEFAULT, Destination, KeySource
-from agent.sender import Endpoint, Sender, basic_authorization, display_url
-from agent.store import HeartbeatStore
-from agent.transport import DeliveryClient
-from agent.useragent import machine_name
+from agent.delivery.auth import default_credentials
+from agent.delivery.sender import Endpoint, Sender, basic_authorization, display_url
+from agent.delivery.transport import DeliveryClient
+from agent.pipeline.destinations import DEFAULT, Destination, KeySource
+from agent.pipeline.store import HeartbeatStore
+from agent.pipeline.useragent import machine_name
 
 # A delivery request must be done within this many times [api] timeout, however slowly
 # the server trickles its answer.

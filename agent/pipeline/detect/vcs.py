@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from functools import cache
 
-from agent.detect.cache import LRU
+from agent.pipeline.detect.cache import LRU
 
 SVN_TIMEOUT = 2.0
 

@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 
 from agent.config import ConfigError, Settings, check_api_url
-from agent.sender import basic_authorization
+from agent.delivery.sender import basic_authorization
 
 log = logging.getLogger(__name__)
 

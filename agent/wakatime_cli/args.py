@@ -1,40 +1,18 @@
-"""The wakatime-cli-compatible command line: flags, stdin extras, heartbeats, exit codes.
+"""wakatime-cli's flags, read the way its Go pflag reads them, except where that breaks plugins
+(DESIGN §2a): unknown flags are ignored instead of failing the command, and a bare
+`--hide-file-names` means "true".
 
-Every WakaTime plugin spawns this on each save, so it imports only what Python loads at
-startup: no dataclasses, enum, typing or re (together ~15 ms of a ~20 ms budget). The
-heartbeats it builds are plain dicts; the daemon validates them, and only the offline
-fallback (`build_heartbeats`) imports `agent.heartbeat`. Arguments are read the way
-wakatime-cli's Go pflag reads them, except where that breaks plugins (DESIGN §2a): unknown
-flags are ignored instead of failing the command, and a bare `--hide-file-names` means "true".
+Every WakaTime plugin spawns the compat command on each save, so this package imports only
+what Python loads at startup: no dataclasses, enum, typing or re (together ~15 ms of a
+~20 ms budget). Heartbeats are plain dicts here; the daemon validates them, and only the
+offline fallback (`heartbeats.build_heartbeats`) imports `agent.pipeline.heartbeat`.
 """
 
 from __future__ import annotations
 
-import os
-
-from agent.ipc.protocol import loads
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from typing import Any, BinaryIO, TextIO
-
-    from agent.heartbeat import Heartbeat
-
-
-class ExitCode:
-    """wakatime-cli's exit codes (pkg/exitcode), which plugins act on."""
-
-    SUCCESS = 0
-    ERR_GENERIC = 1
-    # The API could not be reached or failed: the heartbeats were queued offline.
-    ERR_API = 102
-    ERR_CONFIG_FILE_PARSE = 103
-    ERR_AUTH = 104
-    # `--config-read` of a key that is empty or missing.
-    ERR_CONFIG_FILE_READ = 110
-    ERR_CONFIG_FILE_WRITE = 111
-    ERR_BACKOFF = 112
+    from typing import Any
 
 
 # Flag kinds. OPTIONAL is a string flag whose value may be left out (then "true"):
@@ -240,8 +218,6 @@ _GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 _QUOTES = "\"'"
 # Beyond this a `--time` is in milliseconds (1e11 seconds is the year 5138).
 _MILLISECONDS_ABOVE = 1e11
-# One stdin line larger than this is not a plugin's heartbeat buffer.
-MAX_EXTRA_HEARTBEATS_BYTES = 32 * 1024 * 1024
 
 
 def parse_args(argv: list[str]) -> CompatArgs:
@@ -305,7 +281,7 @@ def _skip_unknown(word: str, equals: str, words: list[str], args: CompatArgs) ->
 
 def _store(given: dict[str, Any], name: str, kind: str, value: str) -> None:
     if kind == _BOOL:
-        given[name] = _go_bool(value.strip(_QUOTES))
+        given[name] = go_bool(value.strip(_QUOTES))
     elif kind == _INT:
         given[name] = _go_int(value.strip(_QUOTES))
     elif kind == _FLOAT:  # --time is the only one
@@ -319,7 +295,7 @@ def _store(given: dict[str, Any], name: str, kind: str, value: str) -> None:
         given[name] = value.strip(_QUOTES)
 
 
-def _go_bool(text: str) -> bool:
+def go_bool(text: str) -> bool:
     """Go's strconv.ParseBool, which pflag uses for `--flag=value`."""
     if text in _GO_TRUE:
         return True
@@ -372,294 +348,14 @@ def parse_time(text: str | float) -> float:
         seconds = float(text.strip(_QUOTES) if isinstance(text, str) else text)
     except (TypeError, ValueError):
         raise ValueError("must be a number of seconds") from None
-    if not _is_finite(seconds):
+    if not is_finite(seconds):
         raise ValueError("must be a finite number of seconds")
     return seconds / 1000 if seconds > _MILLISECONDS_ABOVE else seconds
 
 
-def _is_finite(number: float) -> bool:
+def is_finite(number: float) -> bool:
     """math.isfinite without importing math: inf - inf and nan - nan are nan."""
     return number - number == 0
-
-
-def read_extra_heartbeats(stream: BinaryIO | TextIO) -> tuple[list[dict[str, Any]], list[str]]:
-    """Read ONE line from `stream` (a plugin's stdin) and normalise the JSON array on it.
-
-    Never waits for end of file: vim's job keeps stdin open after the line. A buffered
-    reader's readline returns as soon as the newline has arrived (each underlying read
-    takes what the pipe holds), so nothing here blocks once the line is complete.
-    Returns (items keyed by Heartbeat field names, problems); items still need validating.
-    """
-    source = getattr(stream, "buffer", stream)
-    try:
-        line = source.readline(MAX_EXTRA_HEARTBEATS_BYTES + 1)
-    except (OSError, ValueError) as exc:
-        return [], [f"extra heartbeats: cannot read stdin: {exc}"]
-    if len(line) > MAX_EXTRA_HEARTBEATS_BYTES:
-        return [], [f"extra heartbeats: line longer than {MAX_EXTRA_HEARTBEATS_BYTES} bytes"]
-    text = line.decode("utf-8-sig", errors="replace") if isinstance(line, bytes) else line
-    if not text.strip():
-        return [], []
-    try:
-        data = loads(text)
-    except (ValueError, RecursionError) as exc:
-        return [], [f"extra heartbeats: not valid JSON: {exc}"]
-    if data is None:
-        return [], []
-    if not isinstance(data, list):
-        return [], ["extra heartbeats: must be a JSON array"]
-    items: list[dict[str, Any]] = []
-    problems: list[str] = []
-    for index, item in enumerate(data):
-        if isinstance(item, dict):
-            items.append(_normalise_extra(item))
-        else:
-            problems.append(f"extra heartbeat {index}: must be a JSON object")
-    return items, problems
-
-
-# Heartbeat field → the keys plugins use for it, first non-empty wins (wakatime-cli
-# prefers `type` over `entity_type` and `time` over `timestamp`).
-_EXTRA_KEYS: dict[str, tuple[str, ...]] = {
-    "entity": ("entity",),
-    "type": ("type", "entity_type"),
-    "category": ("category",),
-    "time": ("time", "timestamp"),
-    "is_write": ("is_write",),
-    "lineno": ("lineno",),
-    "cursorpos": ("cursorpos",),
-    "lines": ("lines", "lines_in_file"),
-    "language": ("language",),
-    "alternate_language": ("alternate_language",),
-    "project": ("project",),
-    "alternate_project": ("alternate_project",),
-    "branch": ("branch",),
-    "alternate_branch": ("alternate_branch",),
-    "project_folder": ("project_folder",),
-    "is_unsaved_entity": ("is_unsaved_entity",),
-    "ai_line_changes": ("ai_line_changes",),
-    "human_line_changes": ("human_line_changes",),
-    "line_additions": ("line_additions",),
-    "line_deletions": ("line_deletions",),
-    "project_root_count": ("project_root_count",),
-    # VS Code puts the AI agent's user agent on a heartbeat as `plugin`.
-    "user_agent": ("user_agent", "plugin"),
-}
-_EXTRA_COUNTS = frozenset(
-    {
-        "lineno",
-        "cursorpos",
-        "lines",
-        "ai_line_changes",
-        "human_line_changes",
-        "line_additions",
-        "line_deletions",
-        "project_root_count",
-    }
-)
-_EXTRA_FLAGS = frozenset({"is_write", "is_unsaved_entity"})
-
-
-def _normalise_extra(item: dict[str, Any]) -> dict[str, Any]:
-    """Map one plugin item to Heartbeat field names, turning "12"/"true" into 12/True.
-
-    Values that cannot be converted are kept as they are, so validation names them.
-    """
-    result: dict[str, Any] = {}
-    for name, keys in _EXTRA_KEYS.items():
-        present = [item[key] for key in keys if item.get(key) not in (None, "")]
-        if not present:
-            continue
-        value = next((v for v in present if v != 0), present[0])
-        if name == "time":
-            value = _or_unchanged(parse_time, value)
-        elif name in _EXTRA_COUNTS:
-            value = _or_unchanged(_json_count, value)
-        elif name in _EXTRA_FLAGS:
-            value = _or_unchanged(_json_flag, value)
-        result[name] = value
-    return result
-
-
-def _or_unchanged(convert: Callable[[Any], Any], value: Any) -> Any:
-    try:
-        return convert(value)
-    except ValueError:
-        return value
-
-
-def _json_count(value: Any) -> int:
-    """An integer from a JSON number or numeric string; fractions truncate, as in Go."""
-    if isinstance(value, bool):
-        raise ValueError("not a count")
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            value = float(value)
-    if isinstance(value, float):
-        if not _is_finite(value):
-            raise ValueError("not a count")
-        return int(value)
-    if isinstance(value, int):
-        return value
-    raise ValueError("not a count")
-
-
-def _json_flag(value: Any) -> bool:
-    """A boolean from JSON true/false, Go's boolean strings, or 0/1."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return _go_bool(value.strip())
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    raise ValueError("not a boolean")
-
-
-# CompatArgs attribute → Heartbeat field, for the heartbeat the flags describe.
-_MAIN_FIELDS = {
-    "entity_type": "type",
-    "category": "category",
-    "write": "is_write",
-    "lineno": "lineno",
-    "cursorpos": "cursorpos",
-    "lines_in_file": "lines",
-    "project": "project",
-    "branch": "branch",
-    "language": "language",
-    "alternate_project": "alternate_project",
-    "alternate_branch": "alternate_branch",
-    "alternate_language": "alternate_language",
-    "project_folder": "project_folder",
-    "is_unsaved_entity": "is_unsaved_entity",
-    "ai_line_changes": "ai_line_changes",
-    "human_line_changes": "human_line_changes",
-    "line_additions": "line_additions",
-    "line_deletions": "line_deletions",
-    "plugin": "user_agent",
-}
-
-
-def heartbeat_dicts(
-    args: CompatArgs, extras: list[dict[str, Any]], now: float
-) -> list[tuple[str, dict[str, Any]]]:
-    """The heartbeat the flags describe, then the extras: (label for logs, fields by
-    Heartbeat name).
-
-    Not validated (the daemon or `build_heartbeats` does that, item by item). `--time`
-    absent or 0 means `now`, as in wakatime-cli. Extras without a `plugin` of their own
-    carry the command's `--plugin`. `<<LAST_PROJECT>>`-style placeholders pass through
-    untouched: the server resolves them. File entities are made absolute with symlinks
-    resolved (`existing` then leaves out those that do not exist).
-    """
-    main: dict[str, Any] = {"entity": _expand_home(args.entity), "time": args.time or now}
-    for attr, name in _MAIN_FIELDS.items():
-        value = getattr(args, attr)
-        if value is not None and value != "":
-            main[name] = value
-    if args.local_file:
-        main["local_file"] = args.local_file
-    items = [("heartbeat", main)]
-    for index, extra in enumerate(extras):
-        item = {**extra, "entity": _expand_home(extra.get("entity"))}
-        if args.plugin and "user_agent" not in item:
-            item["user_agent"] = args.plugin
-        items.append((f"extra heartbeat {index}", item))
-    for _label, item in items:
-        _format_path(item)
-    return items
-
-
-def _format_path(item: dict[str, Any]) -> None:
-    """wakatime-cli's formatting, in place: a saved file's entity (and its project folder)
-    made absolute against the current folder with symlinks resolved, so detection sees the
-    real file. Unsaved buffers, remote `ssh://` files and other entities stay as sent."""
-    entity = item.get("entity")
-    if not _is_local_saved_file(item) or not isinstance(entity, str):
-        return
-    item["entity"] = os.path.realpath(entity)
-    folder = item.get("project_folder")
-    if isinstance(folder, str) and folder:
-        item["project_folder"] = os.path.realpath(_expand_home(folder))
-
-
-def _is_local_saved_file(item: dict[str, Any]) -> bool:
-    entity = item.get("entity")
-    return (
-        item.get("type", "file") == "file"
-        and isinstance(entity, str)
-        and bool(entity)
-        and item.get("is_unsaved_entity") is not True
-        and "://" not in entity
-    )
-
-
-def existing(
-    items: list[tuple[str, dict[str, Any]]],
-) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
-    """wakatime-cli's file filter: heartbeats for saved files that do not exist (checked at
-    `--local-file` when given) are left out; (kept, labels left out)."""
-    kept: list[tuple[str, dict[str, Any]]] = []
-    missing: list[str] = []
-    for label, item in items:
-        local = item.pop("local_file", None)
-        if _is_local_saved_file(item):
-            path = local if isinstance(local, str) and local else item["entity"]
-            if not os.path.exists(path):
-                missing.append(f"{label}: {path}")
-                continue
-        kept.append((label, item))
-    return kept, missing
-
-
-def privacy_flags(args: CompatArgs) -> dict[str, Any]:
-    """The filter and privacy flags given (agent.privacy names them), for the daemon to
-    merge with ~/.wakatime.cfg's as wakatime-cli does."""
-    flags: dict[str, Any] = {}
-    for name in (
-        "exclude",
-        "include",
-        "hide_file_names",
-        "hide_project_names",
-        "hide_branch_names",
-    ):
-        if value := getattr(args, name):
-            flags[name] = value
-    for name in ("exclude_unknown_project", "include_only_with_project_file"):
-        if getattr(args, name):
-            flags[name] = True
-    return flags
-
-
-def build_heartbeats(
-    items: list[tuple[str, dict[str, Any]]], privacy: dict[str, Any] | None = None
-) -> tuple[list[Heartbeat], list[str]]:
-    """`heartbeat_dicts` validated into Heartbeats carrying the plugin's `privacy` flags,
-    for the offline fallback.
-
-    A heartbeat that fails validation is left out with a problem line; the rest count.
-    """
-    from agent.heartbeat import Heartbeat, HeartbeatError
-
-    heartbeats: list[Heartbeat] = []
-    problems: list[str] = []
-    for label, item in items:
-        try:
-            heartbeat = Heartbeat.from_mapping(item)
-        except HeartbeatError as exc:
-            problems.append(f"{label}: {exc}")
-            continue
-        heartbeat.privacy = privacy or None
-        heartbeats.append(heartbeat)
-    return heartbeats, problems
-
-
-def _expand_home(entity: Any) -> Any:
-    """`~` and `~/…` become the home folder, as wakatime-cli's homedir.Expand does."""
-    if isinstance(entity, str) and (entity == "~" or entity.startswith(("~/", "~" + os.sep))):
-        return os.path.expanduser(entity)
-    return entity
 
 
 def is_wakatime_cli_name(argv0: str) -> bool:

@@ -19,10 +19,10 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from agent.builder import DetectionMemo, HeartbeatBuilder
-from agent.destinations import Router
-from agent.heartbeat import Heartbeat
-from agent.store import HeartbeatStore, is_damage, payload
+from agent.pipeline.builder import DetectionMemo, HeartbeatBuilder
+from agent.pipeline.destinations import Router
+from agent.pipeline.heartbeat import Heartbeat
+from agent.pipeline.store import HeartbeatStore, is_damage, payload
 
 log = logging.getLogger(__name__)
 
@@ -230,9 +230,9 @@ class _LoopNotifier:
 def store_directly(settings: Any, heartbeats: Sequence[Heartbeat]) -> int:
     """Build, route and commit heartbeats in this process, without a daemon (WAL and a
     busy timeout make it safe beside one); how many were stored."""
-    from agent.builder import detect_options
-    from agent.destinations import configured_destinations
-    from agent.detect import Detector
+    from agent.pipeline.builder import detect_options
+    from agent.pipeline.destinations import configured_destinations
+    from agent.pipeline.detect import Detector
 
     builder = HeartbeatBuilder(Detector(detect_options(settings)))
     router = Router(tuple(configured_destinations(settings)))

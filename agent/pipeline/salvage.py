@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.destinations import DEFAULT
-from agent.heartbeat import Heartbeat, HeartbeatError
+from agent.pipeline.destinations import DEFAULT
+from agent.pipeline.heartbeat import Heartbeat, HeartbeatError
 
 if TYPE_CHECKING:
-    from agent.store import HeartbeatStore
+    from agent.pipeline.store import HeartbeatStore
 
 log = logging.getLogger(__name__)
 
