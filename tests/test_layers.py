@@ -14,8 +14,9 @@ AGENT = ROOT / "agent"
 # What each folder of the pipeline may import besides itself (docs/ARCHITECTURE.md): the data
 # flows sources → pipeline → delivery, so the pipeline knows neither end; the plugins' fast
 # path (wakatime_cli) and the IPC protocol know nothing of the rest. Shared settings
-# (agent.config) and secret-scrubbing (agent.redact) sit under everything.
-BASE = ("agent.config", "agent.redact", "agent.__version__")
+# (agent.config), secret-scrubbing (agent.redact) and background tasks (agent.tasks) sit
+# under everything.
+BASE = ("agent.config", "agent.redact", "agent.tasks", "agent.__version__")
 MAY_IMPORT = {
     "agent.ipc": (),
     "agent.wakatime_cli": ("agent.ipc", "agent.pipeline.heartbeat"),
