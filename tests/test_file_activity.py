@@ -15,7 +15,7 @@ import pytest
 
 from agent.config import HeartbeatSettings, QueueSettings, Settings, WatchSettings
 from agent.pipeline.heartbeat import Heartbeat
-from agent.sources.file_activity import FileActivity
+from agent.sources.file_activity import BARRIER_PREFIX, FileActivity
 
 START = 1_700_000_000.0
 
@@ -215,3 +215,28 @@ def test_a_git_checkout_is_not_coding(tmp_path: Path, code: Path) -> None:
 
     run(test)
     assert [hb.entity for hb in h.sunk] == [str(saved)]
+
+
+def test_caught_up_returns_once_every_earlier_save_is_in_the_policy(
+    tmp_path: Path, code: Path
+) -> None:
+    """The seam replays move their clock by: no polling, and its barrier files (written and
+    removed in the watched folder) are never activity."""
+    h = Harness(tmp_path, code, storm_files=50)
+    saved = [code / f"f{index}.py" for index in range(20)]
+
+    async def test() -> None:
+        await h.activity.start()
+        for path in saved:
+            path.write_text("x = 1\n")
+        await h.activity.caught_up()
+        assert all(h.activity.policy.holds(str(path)) for path in saved)
+        await h.activity.caught_up()  # the watcher reports the first barrier's removal
+        h.clock.now += 60
+        h.activity.flush()
+        await h.activity.stop()
+
+    run(test)
+    assert sorted(hb.entity for hb in h.sunk) == sorted(str(path) for path in saved)
+    assert not [path for path in h.activity.policy.decisions if BARRIER_PREFIX in path]
+    assert sorted(code.iterdir()) == sorted(saved)

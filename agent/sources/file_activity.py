@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import os
 import threading
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agent.config import Settings
+from agent.config import Settings, WatchSettings
 from agent.pipeline.heartbeat import Heartbeat
 from agent.sources.ai.attribution import WriteClassifier
 from agent.sources.ai.tools import tools as ai_tools
@@ -36,6 +37,8 @@ PROJECT_MARKERS = (".git", ".hg", ".svn", ".wakatime-project")
 WATCHED_BATCH_DELAY = 0.05  # seconds the watcher's events gather before the policy takes them
 WRITTEN, REMOVED = "written", "removed"  # the watcher's events that are not signals
 WatchedEvent = Signal | str
+BARRIER_PREFIX = ".heartbeat-agent-barrier-"  # `caught_up`'s files, never activity
+BARRIER_TIMEOUT = 30.0  # seconds `caught_up` waits for the watcher to report its file
 
 
 class FileActivity:
@@ -69,6 +72,9 @@ class FileActivity:
         # The watcher's events on their way to the loop: (what, path, time), in its order.
         self._watched: list[tuple[WatchedEvent, str, float]] = []
         self._watched_lock = threading.Lock()
+        # `caught_up`'s barrier files → seen; kept until the watcher reports them removed.
+        self._barriers: dict[str, asyncio.Future[None]] = {}
+        self._barrier_numbers = itertools.count()
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -125,16 +131,10 @@ class FileActivity:
         for missing in plan.waiting:
             log.warning("watch path %s does not exist (yet); watching it once it does", missing)
         watch = self.settings.watch
-        ignore = IgnoreRules(
-            ignored_dirs=watch.ignored_dirs,
-            exclude=watch.exclude,
-            include=watch.include,
-            use_gitignore=watch.use_gitignore,
-        )
         self._own_prefixes = own_files(self.settings)
         watcher = FileWatcher(
             plan.paths,
-            ignore,
+            ignore_rules(watch),
             self._on_write,
             clock=self.clock,
             follow_symlinks=watch.follow_symlinks,
@@ -198,12 +198,15 @@ class FileActivity:
 
     def _on_write(self, path: str, at: float) -> None:
         """From the watcher's thread: hand over to the loop, where the policy lives."""
-        if not path.startswith(self._own_prefixes):
+        if self._barriers and (seen := self._barriers.get(path)) is not None:
+            seen.get_loop().call_soon_threadsafe(_resolve, seen)
+        elif not path.startswith(self._own_prefixes):
             self._from_watcher(WRITTEN, path, at)
 
     def _on_remove(self, path: str, at: float) -> None:
         """A file deleted or renamed away: a temp file that must not count if still held."""
-        self._from_watcher(REMOVED, path, at)
+        if not self._barriers or self._barriers.pop(path, None) is None:
+            self._from_watcher(REMOVED, path, at)
 
     def _from_watcher(self, what: WatchedEvent, path: str, at: float) -> None:
         """Queue one event for the loop; the first of a batch wakes it to take the batch a
@@ -222,12 +225,42 @@ class FileActivity:
         with self._watched_lock:
             events, self._watched = self._watched, []
         for what, path, at in events:
-            if what == WRITTEN:
-                self.policy.file_written(path, at)
-            elif what == REMOVED:
-                self.policy.file_removed(path, at)
-            else:
-                self.policy.signal(what, path, at)
+            self.to_policy(what, path, at)
+
+    def to_policy(self, what: WatchedEvent, path: str, at: float) -> None:
+        """One event of the watcher's into the policy: a write, a removal or a signal."""
+        if what == WRITTEN:
+            self.policy.file_written(path, at)
+        elif what == REMOVED:
+            self.policy.file_removed(path, at)
+        else:
+            self.policy.signal(what, path, at)
+
+    async def caught_up(self) -> None:
+        """Return once every change made in the watched folders before the call is in the
+        policy. For replays and tests that move the clock between file operations: watchdog
+        reports a folder's events in order, so once it reported a barrier file written in
+        each watched root (where the ignore rules must let it through), it reported all
+        before it. The barriers are never activity."""
+        loop = asyncio.get_running_loop()
+        roots = self.watcher.watching if self.watcher else []
+        barriers = {
+            os.path.join(root, f"{BARRIER_PREFIX}{next(self._barrier_numbers)}"): root
+            for root in roots
+        }
+        seen = [self._barriers.setdefault(path, loop.create_future()) for path in barriers]
+        try:
+            for path in barriers:
+                with open(path, "w"):
+                    pass
+            async with asyncio.timeout(BARRIER_TIMEOUT):
+                await asyncio.gather(*seen)
+        except TimeoutError:
+            raise TimeoutError(f"the watcher did not report {', '.join(barriers)}") from None
+        finally:
+            for path in barriers:
+                os.unlink(path)
+        self._policy_events()
 
     def _policy_events(self) -> None:
         self._take_events()
@@ -276,6 +309,21 @@ class FileActivity:
             if folder in roots or parent == folder:
                 return folder
             folder = parent
+
+
+def _resolve(seen: asyncio.Future[None]) -> None:
+    if not seen.done():
+        seen.set_result(None)
+
+
+def ignore_rules(watch: WatchSettings) -> IgnoreRules:
+    """The rules `[watch]` sets for which files are never activity."""
+    return IgnoreRules(
+        ignored_dirs=watch.ignored_dirs,
+        exclude=watch.exclude,
+        include=watch.include,
+        use_gitignore=watch.use_gitignore,
+    )
 
 
 def own_files(settings: Settings) -> tuple[str, ...]:
