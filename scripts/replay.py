@@ -21,53 +21,65 @@ A path may hold one ``{A..B}`` range: the op is repeated for each number, spread
 ``spread`` seconds (so a trace can say "2,000 files in 3 seconds" in one line).
 
 Modes:
-  watch     (default) the real FileWatcher, IgnoreRules and ActivityPolicy on a temp folder. Time
-            is virtual: every op group happens at its trace time, and a barrier file written after
-            each group waits until watchdog delivered all of its events, so an hour-long trace
-            takes as long as its operations, not an hour.
-  realtime  the same, but ops happen at their real times (``--speed`` compresses) and the clock
-            is real: the daemon's situation, including watchdog's latency.
-  simulate  no watcher: each op is turned into the write/remove it causes, filtered by the same
-            IgnoreRules. For checking hour-long sessions quickly; the watch mode proves the model.
+  watch     (default) the daemon's file-activity component (agent.sources.file_activity: the
+            real FileWatcher, ignore rules and ActivityPolicy) on a temp folder. Time is virtual:
+            every op group happens at its trace time, the component's timers fire at theirs,
+            and after each group ``FileActivity.caught_up`` waits until watchdog delivered all
+            of its events, so an hour-long trace takes as long as its operations, not an hour.
+  realtime  the component as the daemon runs it: ops at their real times, on an event loop
+            whose clock is the component's and whose timers flush it; ``--speed`` makes that
+            loop's seconds pass faster (watchdog's latency does not shrink with them).
+  simulate  no watcher: each op is turned into the move, write or removal the watcher reports
+            for it (``FileWatcher.report``: the same ignore rules and signals), handed to the
+            same component's policy. For checking hour-long sessions quickly; the watch mode
+            proves the model.
 
-Truth: heartbeats only for ``paths`` (the files a person really edited), at most
-``max_heartbeats`` (and at least ``min_heartbeats``), and tracked time (stats.durations of the
-heartbeat times) within ±5 % of ``tracked_seconds``.
+Every mode runs the agent's default settings, watching the trace folder. Truth: heartbeats
+only for ``paths`` (the files a person really edited), at most ``max_heartbeats`` (and at least
+``min_heartbeats``), and tracked time (stats.durations of the heartbeat times) within ±5 % of
+``tracked_seconds``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import json
 import math
 import os
-import queue
 import re
+import selectors
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
+from types import TracebackType
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from agent.config import QueueSettings, Settings, WatchSettings  # noqa: E402
+from agent.pipeline.heartbeat import Heartbeat  # noqa: E402
 from agent.pipeline.stats import durations  # noqa: E402
-from agent.sources.authorship import Signal, signals_of  # noqa: E402
-from agent.sources.ignore import IgnoreRules  # noqa: E402
-from agent.sources.policy import ActivityPolicy, CountedWrite, PolicySettings  # noqa: E402
+from agent.sources.file_activity import (  # noqa: E402
+    REMOVED,
+    WRITTEN,
+    FileActivity,
+    Sink,
+    WatchedEvent,
+    ignore_rules,
+)
 from agent.sources.watcher import FileWatcher  # noqa: E402
 
 TRACES = REPO / "traces"
 TOLERANCE = 0.05
 # Op groups closer than this (virtual seconds) are applied together and share one time stamp.
 RESOLUTION = 0.01
-BARRIER_TIMEOUT = 30.0
 
 _RANGE = re.compile(r"\{(\d+)\.\.(\d+)\}")
 
@@ -162,17 +174,17 @@ class Trace:
 @dataclass
 class ReplayResult:
     trace: Trace
-    heartbeats: list[CountedWrite]
+    heartbeats: list[Heartbeat]
     root: str
     problems: list[str] = field(default_factory=list)
 
     @property
     def tracked(self) -> float:
-        return durations(activity.time for activity in self.heartbeats)
+        return durations(heartbeat.time for heartbeat in self.heartbeats)
 
     @property
     def relative_paths(self) -> list[str]:
-        return [os.path.relpath(activity.path, self.root) for activity in self.heartbeats]
+        return [os.path.relpath(heartbeat.entity, self.root) for heartbeat in self.heartbeats]
 
     @property
     def ok(self) -> bool:
@@ -264,132 +276,137 @@ def _groups(ops: Sequence[Op]) -> Iterator[tuple[float, list[Op]]]:
         yield group[0].t, group
 
 
-def _project_key(root: str) -> Callable[[str], str]:
-    @lru_cache(maxsize=4096)
-    def folder_project(folder: str) -> str:
-        if os.path.isdir(os.path.join(folder, ".git")) or folder == root or len(folder) <= 1:
-            return folder
-        return folder_project(os.path.dirname(folder))
+class TraceClock:
+    """Trace time, seconds from the start: moved by the replay (`set`), and in between either
+    standing still (`pace` 0) or running at real pace (1: a real tool at work)."""
 
-    return lambda path: folder_project(os.path.dirname(path))
-
-
-WRITTEN, REMOVED = "written", "removed"
-
-
-def deliver(policy: ActivityPolicy, what: str, path: str, at: float) -> None:
-    """One watcher event to the policy, as the daemon hands it over."""
-    if what == WRITTEN:
-        policy.file_written(path, at)
-    elif what == REMOVED:
-        policy.file_removed(path, at)
-    else:
-        policy.signal(Signal(what), path, at)
-
-
-class Events:
-    """Watcher callbacks → a queue the replay loop drains; barrier files are answered here."""
-
-    BARRIER = ".replay-barrier-"
-
-    def __init__(self) -> None:
-        self.queue: queue.Queue[tuple[str, str, float]] = queue.Queue()
-        self._barrier_seen = threading.Condition()
-        self._barrier_count = -1
-
-    def write(self, path: str, at: float) -> None:
-        name = os.path.basename(path)
-        if name.startswith(self.BARRIER):
-            with self._barrier_seen:
-                self._barrier_count = max(self._barrier_count, int(name[len(self.BARRIER) :]))
-                self._barrier_seen.notify_all()
-        else:
-            self.queue.put((WRITTEN, path, at))
-
-    def remove(self, path: str, at: float) -> None:
-        if not os.path.basename(path).startswith(self.BARRIER):
-            self.queue.put((REMOVED, path, at))
-
-    def signal(self, kind: Signal, where: str, at: float) -> None:
-        self.queue.put((str(kind), where, at))
-
-    def watcher(self, root: str, ignore: IgnoreRules, clock: Callable[[], float]) -> FileWatcher:
-        """A FileWatcher on ``root`` reporting here."""
-        return FileWatcher(
-            [root], ignore, self.write, clock=clock, on_remove=self.remove, on_signal=self.signal
-        )
-
-    def barrier(self, root: str, number: int) -> None:
-        """Write barrier file ``number``; wait until watchdog delivered it (so all before it)."""
-        path = os.path.join(root, f"{self.BARRIER}{number}")
-        with open(path, "w"):
-            pass
-        with self._barrier_seen:
-            if not self._barrier_seen.wait_for(
-                lambda: self._barrier_count >= number, BARRIER_TIMEOUT
-            ):
-                raise TimeoutError(f"the watcher did not report {path}")
-        os.unlink(path)
-
-    def feed(self, policy: ActivityPolicy) -> None:
-        while True:
-            try:
-                what, path, at = self.queue.get_nowait()
-            except queue.Empty:
-                return
-            deliver(policy, what, path, at)
-
-
-class _VirtualClock:
-    def __init__(self) -> None:
-        self.now = 0.0
+    def __init__(self, pace: float = 0.0) -> None:
+        self.pace = pace
+        self._at, self._since = 0.0, time.monotonic()
 
     def __call__(self) -> float:
-        return self.now
+        return self._at + (time.monotonic() - self._since) * self.pace
+
+    def set(self, moment: float) -> None:
+        self._at, self._since = moment, time.monotonic()
 
 
-def _simulated_events(op: Op, root: str) -> list[tuple[bool, str]]:
-    """What the watcher reports for one op, decided before the op is applied (the model that the
-    watch mode checks): (written?, absolute path) pairs, before the ignore rules."""
+def settings_for(root: str, data: str) -> Settings:
+    """The agent's defaults, watching ``root``; its own files (never written) in ``data``."""
+    return Settings(
+        watch=WatchSettings(paths=[root]),
+        queue=QueueSettings(path=Path(data) / "heartbeats.sqlite3"),
+    )
+
+
+class SeenActivity(FileActivity):
+    """The daemon's file-activity component, also keeping every path its watcher handed the
+    policy as written (what a tool run wrote, for scripts/tool_runs.py)."""
+
+    def __init__(self, settings: Settings, sink: Sink, *, clock: Callable[[], float]) -> None:
+        super().__init__(settings, sink, clock=clock)
+        self.written: set[str] = set()
+
+    def to_policy(self, what: WatchedEvent, path: str, at: float) -> None:
+        if what == WRITTEN:
+            self.written.add(path)
+        super().to_policy(what, path, at)
+
+
+class TracedActivity:
+    """The file-activity component on a folder, on a clock the replay moves: time passes in
+    `advance`, which fires the component's timers each at its own moment, as the daemon's
+    loop does while real time passes. ``async with`` starts and stops its watcher."""
+
+    def __init__(self, root: str, data: str, clock: TraceClock | None = None) -> None:
+        self.clock = clock or TraceClock()
+        self.heartbeats: list[Heartbeat] = []
+        self.activity = SeenActivity(
+            settings_for(root, data), self.heartbeats.extend, clock=self.clock
+        )
+
+    async def __aenter__(self) -> TracedActivity:
+        await self.activity.start()
+        if self.activity.problem:
+            raise RuntimeError(self.activity.problem)
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.activity.stop()
+
+    def advance(self, to: float) -> None:
+        """Let time pass until ``to`` (``math.inf``: until the policy holds nothing)."""
+        while (deadline := self.activity.policy.next_deadline()) is not None and deadline <= to:
+            self.clock.set(max(deadline, self.clock()))
+            self.activity.flush()
+        if to != math.inf:
+            self.clock.set(max(to, self.clock()))
+
+    async def settle(self) -> None:
+        """Wait until the watcher delivered everything so far into the policy; fire what is
+        due by now."""
+        await self.activity.caught_up()
+        self.advance(self.clock())
+
+
+class FastForwardLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock, and every timer on it, runs ``speed`` times real time."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+        super().__init__(_FastForwardSelector(speed))
+
+    def time(self) -> float:
+        return super().time() * self.speed
+
+
+class _FastForwardSelector(selectors.DefaultSelector):
+    """Waits real seconds for its loop's fast ones."""
+
+    def __init__(self, speed: float) -> None:
+        super().__init__()
+        self.speed = speed
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        return super().select(None if timeout is None else timeout / self.speed)
+
+
+def _watcher_report(op: Op, root: str) -> tuple[str | None, str | None]:
+    """What the watcher reports for one op, decided before the op is applied (the model that
+    the watch mode checks): the absolute paths (removed, written), before the ignore rules."""
     path = os.path.join(root, op.path)
     if op.op in ("write", "create", "symlink"):
-        return [(True, path)]
+        return None, path
     if op.op == "delete":
-        return [(False, path)]
+        return path, None
     if op.op == "rename" and op.to is not None and not os.path.isdir(path):
-        return [(False, path), (True, os.path.join(root, op.to))]
-    return []  # mkdir, and a folder renamed (its files' moves are synthetic)
-
-
-def _drain_due(policy: ActivityPolicy, until: float, out: list[CountedWrite]) -> None:
-    """Run the policy's timers up to ``until``, as the daemon's loop would."""
-    while (deadline := policy.next_deadline()) is not None and deadline <= until:
-        out.extend(policy.due(deadline))
+        return path, os.path.join(root, op.to)
+    return None, None  # mkdir, and a folder renamed (its files' moves are synthetic)
 
 
 def replay(
     trace: Trace,
     *,
     mode: str = "watch",
-    settings: PolicySettings | None = None,
     speed: float = 1.0,
     workdir: str | None = None,
 ) -> ReplayResult:
-    """Apply ``trace`` in a fresh folder and return the heartbeats the policy let through."""
-    base = tempfile.mkdtemp(prefix=f"replay-{trace.name}-", dir=workdir)
-    root = os.path.realpath(base)
+    """Apply ``trace`` in a fresh folder and return the heartbeats the component handed on."""
+    base = os.path.realpath(tempfile.mkdtemp(prefix=f"replay-{trace.name}-", dir=workdir))
+    root, data = os.path.join(base, "trace"), os.path.join(base, "agent")
     try:
+        os.mkdir(root)
         for op in trace.setup:
             apply(op, root)
-        ignore = IgnoreRules()
-        policy = ActivityPolicy(settings or PolicySettings(), _project_key(root))
-        heartbeats: list[CountedWrite] = []
         if mode == "simulate":
-            _replay_simulated(trace, root, ignore, policy, heartbeats)
+            heartbeats = _replay_simulated(trace, root, data)
         elif mode == "watch":
-            _replay_watched(trace, root, ignore, policy, heartbeats)
+            heartbeats = asyncio.run(_replay_watched(trace, root, data))
         elif mode == "realtime":
-            _replay_realtime(trace, root, ignore, policy, heartbeats, speed)
+            with asyncio.Runner(loop_factory=lambda: FastForwardLoop(speed)) as runner:
+                heartbeats = runner.run(_replay_realtime(trace, root, data))
         else:
             raise ValueError(f"unknown mode {mode!r}")
         result = ReplayResult(trace=trace, heartbeats=heartbeats, root=root)
@@ -399,89 +416,59 @@ def replay(
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _replay_simulated(
-    trace: Trace,
-    root: str,
-    ignore: IgnoreRules,
-    policy: ActivityPolicy,
-    heartbeats: list[CountedWrite],
-) -> None:
+def _replay_simulated(trace: Trace, root: str, data: str) -> list[Heartbeat]:
+    traced = TracedActivity(root, data)
+    to_policy = traced.activity.to_policy
+    watcher = FileWatcher(
+        [root],
+        ignore_rules(traced.activity.settings.watch),
+        functools.partial(to_policy, WRITTEN),
+        clock=traced.clock,
+        on_remove=functools.partial(to_policy, REMOVED),
+        on_signal=to_policy,
+    )
     for at, ops in _groups(trace.ops):
-        _drain_due(policy, at, heartbeats)
+        traced.advance(at)
         for op in ops:
-            events = _simulated_events(op, root)
+            removed, written = _watcher_report(op, root)
             apply(op, root)
-            for written, path in events:
-                for kind, where in signals_of(None if written else path, path if written else None):
-                    policy.signal(kind, where, at)
-                if not ignore.ignored(path, root=root):
-                    (policy.file_written if written else policy.file_removed)(path, at)
-    _drain_due(policy, math.inf, heartbeats)
+            watcher.report(root, removed=removed, written=written)
+    traced.advance(math.inf)
+    return traced.heartbeats
 
 
-def _replay_watched(
-    trace: Trace,
-    root: str,
-    ignore: IgnoreRules,
-    policy: ActivityPolicy,
-    heartbeats: list[CountedWrite],
-) -> None:
-    events, clock = Events(), _VirtualClock()
-    watcher = events.watcher(root, ignore, clock)
-    watcher.start()
-    try:
-        for number, (at, ops) in enumerate(_groups(trace.ops)):
-            _drain_due(policy, at, heartbeats)
-            clock.now = at
+async def _replay_watched(trace: Trace, root: str, data: str) -> list[Heartbeat]:
+    async with TracedActivity(root, data) as traced:
+        for at, ops in _groups(trace.ops):
+            traced.advance(at)
             for op in ops:
                 apply(op, root)
-            events.barrier(root, number)
-            events.feed(policy)
-    finally:
-        watcher.stop()
-    _drain_due(policy, math.inf, heartbeats)
+            await traced.settle()
+        traced.advance(math.inf)
+    return traced.heartbeats
 
 
-def _replay_realtime(
-    trace: Trace,
-    root: str,
-    ignore: IgnoreRules,
-    policy: ActivityPolicy,
-    heartbeats: list[CountedWrite],
-    speed: float,
-) -> None:
-    events = Events()
-    started = time.monotonic()
+async def _replay_realtime(trace: Trace, root: str, data: str) -> list[Heartbeat]:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
 
     def clock() -> float:
-        return (time.monotonic() - started) * speed
+        return loop.time() - started
 
-    def run_until(moment: float) -> None:
-        """Feed events and fire the policy's timers until trace time ``moment``."""
-        while (now := clock()) < moment:
-            deadline = policy.next_deadline()
-            if deadline is not None and deadline <= now:
-                heartbeats.extend(policy.due(now))
-                continue
-            wake = min(moment, deadline if deadline is not None else math.inf)
-            try:
-                what, path, at = events.queue.get(timeout=(wake - now) / speed)
-            except queue.Empty:
-                continue
-            deliver(policy, what, path, at)
-
-    watcher = events.watcher(root, ignore, clock)
-    watcher.start()
+    heartbeats: list[Heartbeat] = []
+    activity = FileActivity(settings_for(root, data), heartbeats.extend, clock=clock)
+    await activity.start()
     try:
         for at, ops in _groups(trace.ops):
-            run_until(at)
+            await asyncio.sleep(at - clock())
             for op in ops:
                 apply(op, root)
-        events.barrier(root, 0)  # every event of the trace is queued now
-        while (deadline := policy.next_deadline()) is not None or not events.queue.empty():
-            run_until(max(clock(), deadline or 0.0) + RESOLUTION)
+        await activity.caught_up()  # every event of the trace is in the policy now
+        while (deadline := activity.policy.next_deadline()) is not None:
+            await asyncio.sleep(deadline - clock() + RESOLUTION)  # its timer flushes it
     finally:
-        watcher.stop()
+        await activity.stop()
+    return heartbeats
 
 
 def judge(result: ReplayResult) -> list[str]:
@@ -525,8 +512,8 @@ def markdown(results: Sequence[ReplayResult], mode: str) -> str:
 
 def _print_result(result: ReplayResult) -> None:
     print(f"# {result.trace.name}: {result.trace.description}")
-    for activity, path in zip(result.heartbeats, result.relative_paths, strict=True):
-        print(f"  heartbeat t={activity.time:9.2f}  {path}")
+    for heartbeat, path in zip(result.heartbeats, result.relative_paths, strict=True):
+        print(f"  heartbeat t={heartbeat.time:9.2f}  {path}")
     truth = result.trace.truth
     print(
         f"  heartbeats {len(result.heartbeats)} (max {truth.max_heartbeats}), "

@@ -1,12 +1,14 @@
-"""Real tools and real editors through the real file-activity pipeline, against the truth.
+"""Real tools and real editors through the daemon's file-activity component, against the truth.
 
-Each scenario starts from a clean project in a temp folder, watched by the real FileWatcher
-(watchdog, IgnoreRules, the VCS and lock-file signals) feeding the real ActivityPolicy. A
-person saves a file at 0 s and 30 s, a tool runs at 1000 s, and the person saves again 5 s
-and 35 s after the tool finished (truth: 60 s of coding; a heartbeat from the tool would join
-the later saves and add its distance to them). The clock is virtual between steps and real
-while a tool runs, so the tool's own pace is what the policy sees; a barrier file after each
-step waits until watchdog delivered every event before it.
+Each scenario starts from a clean project in a temp folder, watched by the component the
+daemon runs (agent.sources.file_activity: the real FileWatcher with its ignore rules and VCS
+and lock-file signals, feeding the real ActivityPolicy). A person saves a file at 0 s and
+30 s, a tool runs at 1000 s, and the person saves again 5 s and 35 s after the tool finished
+(truth: 60 s of coding; a heartbeat from the tool would join the later saves and add its
+distance to them). The clock jumps between steps and runs at real pace in between: while a
+tool runs, the component's own timers fire as in the daemon, so the tool's own pace is what
+the policy sees; after each step, ``FileActivity.caught_up`` waits until watchdog delivered
+every event of it.
 
     .venv/bin/python scripts/tool_runs.py [--markdown] [--only NAME ...]
 
@@ -18,6 +20,7 @@ VS Code-style atomic save (write a temporary file, rename it over the file).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
 import os
 import pty
@@ -37,11 +40,10 @@ for folder in (REPO, REPO / "scripts"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-from replay import WRITTEN, Events, deliver  # noqa: E402
+from replay import TraceClock, TracedActivity  # noqa: E402
 
+from agent.pipeline.heartbeat import Heartbeat  # noqa: E402
 from agent.pipeline.stats import durations  # noqa: E402
-from agent.sources.ignore import IgnoreRules  # noqa: E402
-from agent.sources.policy import ActivityPolicy, CountedWrite, PolicySettings  # noqa: E402
 
 TOLERANCE = 0.05
 COMMENT = {".py": "#", ".js": "//", ".go": "//"}  # so the person's file stays valid code
@@ -56,56 +58,6 @@ GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
     "GIT_CONFIG_GLOBAL": os.devnull,
 }
-
-
-class Pipeline:
-    """The watcher and the policy on one project folder, with a clock the scenario moves."""
-
-    def __init__(self, root: Path, settings: PolicySettings | None = None) -> None:
-        self.root = str(root)
-        self.events = Events()
-        self.policy = ActivityPolicy(settings or PolicySettings(), lambda _path: self.root)
-        self.heartbeats: list[CountedWrite] = []
-        self.written: set[str] = set()  # every path the watcher reported written
-        self._offset = -time.monotonic()
-        self._barriers = 0
-        self.watcher = self.events.watcher(self.root, IgnoreRules(), self.now)
-
-    def now(self) -> float:
-        return time.monotonic() + self._offset
-
-    def __enter__(self) -> Pipeline:
-        self.watcher.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.watcher.stop()
-
-    def settle(self) -> None:
-        """Wait until the watcher delivered everything so far; hand it to the policy."""
-        self._barriers += 1
-        self.events.barrier(self.root, self._barriers)
-        while not self.events.queue.empty():
-            what, path, at = self.events.queue.get_nowait()
-            if what == WRITTEN:
-                self.written.add(path)
-            deliver(self.policy, what, path, at)
-        self._fire(self.now())
-
-    def advance(self, to: float) -> None:
-        """Let virtual time pass until ``to``: the policy's timers fire on the way."""
-        self.settle()
-        self._fire(to)
-        self._offset += max(0.0, to - self.now())
-
-    def finish(self) -> list[CountedWrite]:
-        self.settle()
-        self.heartbeats += self.policy.due(math.inf)
-        return self.heartbeats
-
-    def _fire(self, until: float) -> None:
-        while (deadline := self.policy.next_deadline()) is not None and deadline <= until:
-            self.heartbeats += self.policy.due(deadline)
 
 
 # -- a person's saves ------------------------------------------------------------------
@@ -404,7 +356,7 @@ SCENARIOS = [
 @dataclass
 class ScenarioResult:
     scenario: Scenario
-    heartbeats: list[CountedWrite]
+    heartbeats: list[Heartbeat]
     saves: list[tuple[float, float]]  # when each of the person's saves began and ended
     tool_files: int  # distinct files the watcher saw written while the tool ran
     tool_seconds: float
@@ -418,7 +370,7 @@ class ScenarioResult:
     def truth(self) -> float:
         return durations(end for _, end in self.saves)
 
-    def _is_a_save(self, hb: CountedWrite) -> bool:
+    def _is_a_save(self, hb: Heartbeat) -> bool:
         return any(start <= hb.time <= end for start, end in self.saves)
 
     @property
@@ -432,42 +384,50 @@ def run_scenario(scenario: Scenario, workdir: str | None = None) -> ScenarioResu
         root = base / "project"
         root.mkdir()
         scenario.setup(root)
-        person = root / scenario.person_file
-        person.parent.mkdir(parents=True, exist_ok=True)
-        person.write_text("package cmd\n" if person.suffix == ".go" else "")
-        save = EDITORS[scenario.editor]
-        saves: list[tuple[float, float]] = []
-        with Pipeline(root) as pipeline:
-
-            def person_saves(at: float) -> None:
-                pipeline.advance(at)
-                save(person, f"{COMMENT.get(person.suffix, '')} edit {len(saves)}")
-                pipeline.settle()  # the watcher's time stamps: at most this late
-                saves.append((at, pipeline.now()))
-
-            person_saves(0.0)
-            person_saves(30.0)
-            pipeline.advance(TOOL_AT)
-            pipeline.written.clear()
-            started = time.monotonic()
-            scenario.tool(root)
-            tool_seconds = time.monotonic() - started
-            pipeline.settle()
-            tool_files = len(pipeline.written - {str(person)})
-            end = pipeline.now()
-            person_saves(end + 5.0)
-            person_saves(end + 35.0)
-            heartbeats = pipeline.finish()
-        result = ScenarioResult(scenario, heartbeats, saves, tool_files, tool_seconds)
-        result.problems = judge(result, str(person))
-        return result
+        return asyncio.run(_run_scenario(scenario, root, str(base / "agent")))
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
 
+async def _run_scenario(scenario: Scenario, root: Path, data: str) -> ScenarioResult:
+    person = root / scenario.person_file
+    person.parent.mkdir(parents=True, exist_ok=True)
+    person.write_text("package cmd\n" if person.suffix == ".go" else "")
+    save = EDITORS[scenario.editor]
+    saves: list[tuple[float, float]] = []
+    async with TracedActivity(str(root), data, TraceClock(pace=1.0)) as traced:
+
+        async def person_saves(at: float) -> None:
+            traced.advance(at)
+            line = f"{COMMENT.get(person.suffix, '')} edit {len(saves)}"
+            await asyncio.to_thread(save, person, line)
+            await traced.settle()  # the watcher's time stamps: at most this late
+            saves.append((at, traced.clock()))
+
+        await person_saves(0.0)
+        await person_saves(30.0)
+        traced.advance(TOOL_AT)
+        seen = traced.activity.written
+        seen.clear()
+        started = time.monotonic()
+        await asyncio.to_thread(scenario.tool, root)
+        tool_seconds = time.monotonic() - started
+        await traced.settle()
+        tool_files = len(seen - {str(person)})
+        end = traced.clock()
+        await person_saves(end + 5.0)
+        await person_saves(end + 35.0)
+        traced.advance(math.inf)
+    result = ScenarioResult(scenario, traced.heartbeats, saves, tool_files, tool_seconds)
+    result.problems = judge(result, str(person))
+    return result
+
+
 def judge(result: ScenarioResult, person: str) -> list[str]:
     problems = []
-    others = sorted({os.path.basename(hb.path) for hb in result.heartbeats if hb.path != person})
+    others = sorted(
+        {os.path.basename(hb.entity) for hb in result.heartbeats if hb.entity != person}
+    )
     if others:
         problems.append(f"heartbeats for files the person did not save: {others[:5]}")
     if result.tool_heartbeats:

@@ -1,4 +1,4 @@
-"""Real tools and real editors through the real watcher and policy (scripts/tool_runs.py):
+"""Real tools and real editors through the daemon's file-activity component (scripts/tool_runs.py):
 no heartbeat from a formatter, a VCS operation, a package manager or a generator, and the
 person's saves around them counted exactly (tracked time within ±5 % of the truth)."""
 
@@ -11,6 +11,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from agent.pipeline.heartbeat import Heartbeat
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,11 +72,11 @@ def test_a_tool_heartbeat_is_caught_by_the_judge(workdir: str) -> None:
     result = tool_runs.ScenarioResult(
         tool_runs.SCENARIOS[0],
         [
-            tool_runs.CountedWrite("/p/app.py", 0.0),
-            tool_runs.CountedWrite("/p/app.py", 30.0),
-            tool_runs.CountedWrite("/p/pkg/m1.py", 1000.0),
-            tool_runs.CountedWrite("/p/app.py", 1010.0),
-            tool_runs.CountedWrite("/p/app.py", 1040.0),
+            Heartbeat("/p/app.py", 0.0),
+            Heartbeat("/p/app.py", 30.0),
+            Heartbeat("/p/pkg/m1.py", 1000.0),
+            Heartbeat("/p/app.py", 1010.0),
+            Heartbeat("/p/app.py", 1040.0),
         ],
         [(0.0, 0.1), (30.0, 30.1), (1010.0, 1010.1), (1040.0, 1040.1)],
         tool_files=100,
