@@ -113,6 +113,28 @@ def test_realtime_replay_through_the_daemons_kind_of_loop(tmp_path: Path, workdi
     assert result.relative_paths == ["a.py", "a.py"]
 
 
+@pytest.mark.parametrize("mode", ["watch", "simulate", "realtime"])
+def test_every_mode_replays_the_daemons_file_activity_component(
+    mode: str, tmp_path: Path, workdir: str
+) -> None:
+    """The heartbeats are the component's, as the daemon hands them on: a person's second
+    save carries the lines it added (its who-wrote step diffs the file), not a bare write."""
+    path = write_trace(
+        tmp_path / "lines.jsonl",
+        {"tracked_seconds": 40, "max_heartbeats": 2, "paths": ["a.py"]},
+        [
+            {"t": 0, "op": "write", "path": "a.py", "text": "a = 1\n"},
+            {"t": 40, "op": "write", "path": "a.py", "text": "a = 1\nb = 2\nc = 3\n"},
+        ],
+    )
+    result = replay.replay(replay.load_trace(path), mode=mode, speed=40.0, workdir=workdir)
+    assert result.problems == []
+    assert [(hb.type, hb.is_write, hb.line_additions) for hb in result.heartbeats] == [
+        ("file", True, None),
+        ("file", True, 2),
+    ]
+
+
 def test_markdown_prints_one_row_per_trace(
     capsys: pytest.CaptureFixture[str], workdir: str
 ) -> None:
