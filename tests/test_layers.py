@@ -13,14 +13,15 @@ AGENT = ROOT / "agent"
 
 # What each folder of the pipeline may import besides itself (docs/ARCHITECTURE.md): the data
 # flows sources → pipeline → delivery, so the pipeline knows neither end; the plugins' fast
-# path (wakatime_cli) and the IPC protocol know nothing of the rest. Shared settings
-# (agent.config) and secret-scrubbing (agent.redact) sit under everything.
+# path (wakatime_cli) and the IPC protocol know nothing of the rest; being standard library
+# only, wakatime_cli serves every layer too (its private_files: 0600 files and their locks).
+# Shared settings (agent.config) and secret-scrubbing (agent.redact) sit under everything.
 BASE = ("agent.config", "agent.redact", "agent.__version__")
 MAY_IMPORT = {
     "agent.ipc": (),
     "agent.wakatime_cli": ("agent.ipc", "agent.pipeline.heartbeat"),
     "agent.pipeline": ("agent.wakatime_cli", *BASE),
-    "agent.delivery": ("agent.pipeline", *BASE),
+    "agent.delivery": ("agent.pipeline", "agent.wakatime_cli", *BASE),
     "agent.sources": (
         "agent.pipeline",
         "agent.wakatime_cli",
