@@ -15,8 +15,9 @@ AGENT = ROOT / "agent"
 # flows sources → pipeline → delivery, so the pipeline knows neither end; the plugins' fast
 # path (wakatime_cli) and the IPC protocol know nothing of the rest; being standard library
 # only, wakatime_cli serves every layer too (its private_files: 0600 files and their locks).
-# Shared settings (agent.config) and secret-scrubbing (agent.redact) sit under everything.
-BASE = ("agent.config", "agent.redact", "agent.__version__")
+# Shared settings (agent.config), secret-scrubbing (agent.redact) and background tasks
+# (agent.tasks) sit under everything.
+BASE = ("agent.config", "agent.redact", "agent.tasks", "agent.__version__")
 MAY_IMPORT = {
     "agent.ipc": (),
     "agent.wakatime_cli": ("agent.ipc", "agent.pipeline.heartbeat"),

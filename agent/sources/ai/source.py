@@ -314,3 +314,27 @@ def _done(value: int) -> Future[int]:
     future: Future[int] = Future()
     future.set_result(value)
     return future
+
+
+def start_in_daemon(
+    settings: Any, sink: Sink, classifier: WriteClassifier, now: float
+) -> AiActivitySource | None:
+    """The daemon's AI source, started; None (and logged why) when `[ai] enabled = false`,
+    wakatime-cli's `sync_ai_disabled`, or another process reads the transcripts."""
+    if not settings.ai.enabled or ai_sync_disabled():
+        log.info("AI coding activity: off (settings)")
+        return None
+    database = settings.database_path()
+    try:
+        source = AiActivitySource(
+            sink,
+            PositionStore(positions_path(database)),
+            lock_path=positions_path(database).with_suffix(".lock"),
+            classifier=classifier,
+            after=backfill_start(settings.ai.backfill_days, now),
+        )
+    except SyncBusy as exc:
+        log.warning("AI coding activity: not read by this daemon: %s", exc)
+        return None
+    source.start()
+    return source
