@@ -6,6 +6,7 @@ what happens to be loaded."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,3 +108,30 @@ def test_the_daemon_changes_other_parts_only_through_their_methods() -> None:
 
 def _is_self(node: ast.expr) -> bool:
     return isinstance(node, ast.Name) and node.id == "self"
+
+
+def test_the_docs_name_only_files_and_folders_that_exist() -> None:
+    """README and ARCHITECTURE draw the pipeline from the folders: a moved or renamed module
+    fails here, not in a reader's hands."""
+    ours = [p.relative_to(ROOT).as_posix() for d in ("agent", "tests", "scripts")
+             for p in (ROOT / d).rglob("*.py")]  # fmt: skip
+    missing: dict[str, str] = {}
+    for doc in (ROOT / "README.md", ROOT / "docs" / "ARCHITECTURE.md"):
+        text = doc.read_text()
+        for path in re.findall(r"(?<![\w./-])(?:agent|tests|scripts)/[\w/.]*\w/?", text):
+            if not (ROOT / path).exists():
+                missing[path] = doc.name
+        # A module named by its file, or by its path inside agent/ (`sources/policy.py`).
+        for module in re.findall(r"(?<![\w/.~-])(\w[\w/]*\.py)\b", text):
+            if not any(f"/{p}".endswith(f"/{module}") for p in ours):
+                missing[module] = doc.name
+    assert missing == {}
+
+
+def test_the_readme_diagram_names_every_folder_of_the_pipeline() -> None:
+    readme = (ROOT / "README.md").read_text()
+    folders = ("agent/sources/", "agent/pipeline/", "agent/delivery/", "agent/wakatime_cli/")
+    assert [folder for folder in folders if folder not in readme] == []
+    assert sorted(p.name for p in AGENT.iterdir() if (p / "__init__.py").exists()) == sorted(
+        ["commands", "delivery", "ipc", "pipeline", "sources", "wakatime_cli"]
+    )
