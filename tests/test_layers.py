@@ -9,6 +9,8 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 AGENT = ROOT / "agent"
 
@@ -84,10 +86,19 @@ def test_only_agent_run_builds_the_daemon() -> None:
     assert users == {"agent.commands.run"}
 
 
-def test_the_daemon_changes_other_parts_only_through_their_methods() -> None:
-    """It sets its own attributes, never another object's (`self.ingest.router = …`), and
-    calls no other object's private methods (`api._fetch`)."""
-    tree = ast.parse((AGENT / "daemon.py").read_text())
+SUPERVISED = (
+    "daemon.py",
+    "sources/file_activity.py",
+    "sources/requests.py",
+    "delivery/deliveries.py",
+)
+
+
+@pytest.mark.parametrize("module", SUPERVISED)
+def test_the_daemon_and_its_components_change_others_only_through_methods(module: str) -> None:
+    """Each sets its own attributes, never another object's (`self.ingest.router = …`),
+    and calls no other object's private methods (`api._fetch`)."""
+    tree = ast.parse((AGENT / module).read_text())
     trespasses = []
     for node in ast.walk(tree):
         targets = node.targets if isinstance(node, ast.Assign) else []
