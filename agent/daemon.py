@@ -216,7 +216,8 @@ class Daemon:
             except Exception as exc:
                 log.error("reload refused, keeping the running configuration: %s", exc)
                 return False
-            self._keep_locations(settings)
+            for kept in settings.keep_locations_of(self.settings):
+                log.warning("%s", kept)
             self._read_wakatime_cfg()
             self.settings = settings
             self.ingest.reconfigure(builder, self.ingest.router)  # the router follows below
@@ -232,14 +233,6 @@ class Daemon:
         server a plugin named)."""
         self.ingest.reconfigure(self.ingest.builder, Router(tuple(destinations)))
         self.reports.reconfigure(self.settings, destinations)
-
-    def _keep_locations(self, settings: Settings) -> None:
-        running = (self.settings.database_path(), self.settings.socket_path())
-        wanted = (settings.database_path(), settings.socket_path())
-        for name, old, new in zip(("[queue] path", "[ipc] socket"), running, wanted, strict=True):
-            if old != new:
-                log.warning("%s changed to %s: takes effect at the next restart", name, new)
-        settings.queue.path, settings.ipc.socket = running
 
     async def _wakatime_cfg_due(self) -> None:
         if self.wakatime_cfg.changed():
@@ -301,17 +294,14 @@ class Daemon:
     # -- reports ----------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        watch = self.activity.status()
         state = DaemonState(
             pid=os.getpid(),
             version=__version__,
             uptime_seconds=self.clock() - self.started,
-            watching=watch["watching"],
-            watch_problem=watch["watch_problem"],
             database_reset=str(self.database_reset) if self.database_reset else None,
             delivery=self.deliveries.statuses(),
-            watch=watch["watch"],
             config_problem=self.config_problem(),
+            **self.activity.status(),
         )
         return self.reports.status(state)
 

@@ -33,6 +33,7 @@ from agent.pipeline.heartbeat import Heartbeat, HeartbeatError, timeliness_probl
 from agent.pipeline.privacy import flags_problem
 from agent.pipeline.store import HeartbeatStore
 from agent.wakatime_cli.offline_queue import requests_waiting, spool_file
+from agent.wakatime_cli.private_files import try_open_locked
 
 if TYPE_CHECKING:
     from agent.config import Settings
@@ -57,12 +58,10 @@ def adopt_offline_requests(
         return 0
     spool = spool_file(store.path)
     taking = spool + ".taking"
-    guard = os.open(spool + ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    guard = try_open_locked(spool + ".lock")
+    if guard is None:
+        return 0  # another process is taking them
     try:
-        try:
-            fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return 0  # another process is taking them
         if not os.path.exists(taking):
             try:
                 os.rename(spool, taking)
