@@ -37,7 +37,9 @@ class BackgroundTasks:
         now: bool,
     ) -> None:
         """Run `work()` as a task every `interval` seconds (first `now`, or after one
-        interval): a timer, no polling loop. Blocking work: `lambda: asyncio.to_thread(f)`."""
+        interval), in place of an earlier `what`: a timer, no polling loop. Blocking work:
+        `lambda: asyncio.to_thread(f)`."""
+        self.cancel(what)
 
         def due() -> None:
             self.spawn(work(), what)

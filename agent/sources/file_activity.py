@@ -82,12 +82,7 @@ class FileActivity:
         self._loop = asyncio.get_running_loop()
         self._tasks = BackgroundTasks(self._loop)
         await asyncio.to_thread(self._start_watcher)
-        self._tasks.every(
-            self.settings.watch.rescan_interval,
-            self.rescan,
-            "the watch folder rescan",
-            now=False,
-        )
+        self._rescan_every(self.settings.watch.rescan_interval)
 
     async def stop(self) -> None:
         """Stop watching, and hand over what the policy still holds (a save made just before
@@ -100,25 +95,33 @@ class FileActivity:
         self.flush(final=True)
 
     async def reconfigure(self, settings: Settings) -> None:
+        interval = self.settings.watch.rescan_interval
         self.settings = settings
         self.policy.reconfigure(policy_settings(settings))
-        await self._restart(self._plan_watch())
+        await self._replan(always=True)
+        if settings.watch.rescan_interval != interval:
+            self._rescan_every(settings.watch.rescan_interval)
 
     async def rescan(self) -> bool:
         """Plan the watch again; restart the watcher if the plan changed (a configured folder
-        created since, a new repository in ~). True when it did."""
-        plan = await asyncio.to_thread(self._plan_watch)
-        if plan == self.plan:
-            return False
-        await self._restart(plan)
-        return True
+        created since, a new repository in ~) or if it could not start (the inotify instance
+        limit, raised since). True when it restarted."""
+        return await self._replan(always=False)
 
-    async def _restart(self, plan: WatchPlan) -> None:
+    def _rescan_every(self, interval: float) -> None:
+        assert self._tasks is not None
+        self._tasks.every(interval, self.rescan, "the watch folder rescan", now=False)
+
+    async def _replan(self, *, always: bool) -> bool:
         async with self._restarting:
+            plan = await asyncio.to_thread(self._plan_watch)
+            if plan == self.plan and self.problem is None and not always:
+                return False
             if self.watcher:
                 await asyncio.to_thread(self.watcher.stop)
             self._project_of_folder.cache_clear()
             await asyncio.to_thread(self._start_watcher, plan)
+            return True
 
     def _plan_watch(self) -> WatchPlan:
         watch = self.settings.watch
@@ -144,10 +147,11 @@ class FileActivity:
         try:
             watcher.start()
         except OSError as exc:
-            # Plugins' heartbeats still count: run without the watcher, and say so.
-            self.problem = f"file watcher off: {watch_limit_hint(exc)}"
-            log.error("%s; reload (SIGHUP) to try again", self.problem)
-            self.watcher = None
+            # Plugins' heartbeats still count: run without the watcher, and say so (once).
+            problem = f"file watcher off: {watch_limit_hint(exc)}"
+            if problem != self.problem:
+                log.error("%s; tried again every [watch] rescan_interval", problem)
+            self.watcher, self.problem = None, problem
             return
         self.watcher, self.problem = watcher, None
         log.info("watching %s", ", ".join(plan.paths) or "nothing")
