@@ -40,12 +40,6 @@ def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(asyncio.wait_for(test(), 30))
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    """The watcher's events cross threads: wait (on the loop, briefly) until they arrived."""
-    while not condition():
-        await asyncio.sleep(0.005)
-
-
 class Harness:
     def __init__(self, tmp_path: Path, *paths: Path, plugins_in_use: bool = False, **hb: Any):
         self.clock = Clock()
@@ -72,7 +66,8 @@ def test_a_save_is_one_heartbeat_once_its_quiet_period_ends(tmp_path: Path, code
     async def test() -> None:
         await h.activity.start()
         path.write_text("print(1)\n")
-        await until(lambda: h.activity.policy.holds(str(path)))
+        await h.activity.caught_up()
+        assert h.activity.policy.holds(str(path))
         assert h.activity.flush() == []  # still in its quiet period
         h.clock.now += 2.5
         sent = h.activity.flush()
@@ -92,7 +87,8 @@ def test_stopping_hands_over_what_the_policy_still_holds(tmp_path: Path, code: P
     async def test() -> None:
         await h.activity.start()
         path.write_text("x = 1\n")
-        await until(lambda: h.activity.policy.holds(str(path)))
+        await h.activity.caught_up()
+        assert h.activity.policy.holds(str(path))
         await h.activity.stop()
 
     run(test)
@@ -106,7 +102,8 @@ def test_a_save_a_plugin_reports_is_not_counted_twice(tmp_path: Path, code: Path
     async def test() -> None:
         await h.activity.start()
         path.write_text("y = 2\n")
-        await until(lambda: h.activity.policy.holds(str(path)))
+        await h.activity.caught_up()
+        assert h.activity.policy.holds(str(path))
         h.activity.plugin_heartbeat(str(path), h.clock.now)
         h.clock.now += 3600
         h.activity.flush()
@@ -124,7 +121,8 @@ def test_why_names_the_ignore_rule_and_the_decision(tmp_path: Path, code: Path) 
     async def test() -> dict[str, Any]:
         await h.activity.start()
         counted.write_text("z = 3\n")
-        await until(lambda: h.activity.policy.holds(str(counted)))
+        await h.activity.caught_up()
+        assert h.activity.policy.holds(str(counted))
         h.clock.now += 60
         h.activity.flush()
         answers = {
@@ -155,7 +153,8 @@ def test_reconfigure_moves_the_watch_to_the_new_folders(tmp_path: Path, code: Pa
         assert h.activity.roots == [str(other)]
         (code / "old.py").write_text("1\n")
         (other / "new.py").write_text("2\n")
-        await until(lambda: h.activity.policy.holds(str(other / "new.py")))
+        await h.activity.caught_up()
+        assert h.activity.policy.holds(str(other / "new.py"))
         await h.activity.stop()
 
     run(test)
@@ -174,7 +173,8 @@ def test_a_rescan_watches_a_configured_folder_created_since(tmp_path: Path) -> N
         assert await h.activity.rescan() is True
         assert await h.activity.rescan() is False  # the same plan: no restart
         (later / "a.py").write_text("a\n")
-        await until(lambda: h.activity.policy.holds(str(later / "a.py")))
+        await h.activity.caught_up()
+        assert h.activity.policy.holds(str(later / "a.py"))
         await h.activity.stop()
 
     run(test)
@@ -203,12 +203,14 @@ def test_a_git_checkout_is_not_coding(tmp_path: Path, code: Path) -> None:
         await h.activity.start()
         subprocess.run([*git, "checkout", "-q", "main"], check=True, env=env)
         m4 = str(code / "m4.py")
-        await until(lambda: h.activity.policy.holds(m4) or h.activity.policy.why(m4) is not None)
+        await h.activity.caught_up()
+        assert h.activity.policy.holds(m4) or h.activity.policy.why(m4) is not None
         h.clock.now += 600
         h.activity.flush()
         assert h.sunk == []
         saved.write_text("v = 'by hand'\n")
-        await until(lambda: h.activity.policy.holds(str(saved)))
+        await h.activity.caught_up()
+        assert h.activity.policy.holds(str(saved))
         h.clock.now += 600
         h.activity.flush()
         await h.activity.stop()
