@@ -33,8 +33,15 @@ def test_a_checkout_is_no_coding_and_why_says_so(tmp_path: Path, waka: FakeWakaT
     (repo / "lib.py").write_text("two\n")
     subprocess.run([*GIT, "commit", "-qam", "two"], cwd=repo, check=True)
     subprocess.run([*GIT, "checkout", "-q", "main"], cwd=repo, check=True)
-    # A short throttle spacing: the operation is reported over (its log line) seconds later.
-    env = agent_env(tmp_path, waka.url, HEARTBEAT_AGENT_HEARTBEATS__AUTOSAVE_INTERVAL="3")
+    # A short hold and throttle spacing: the operation is reported over (its log line) when
+    # no held write can still be its, about vcs_grace + hold + storm window after it.
+    env = agent_env(
+        tmp_path,
+        waka.url,
+        HEARTBEAT_AGENT_HEARTBEATS__AUTOSAVE_INTERVAL="1",
+        HEARTBEAT_AGENT_HEARTBEATS__DEBOUNCE_SECONDS="1",
+        HEARTBEAT_AGENT_HEARTBEATS__STORM_WINDOW="1",
+    )
     with AgentProcess(env, repo) as agent:
         (repo / "app.py").write_text("print(1)\n")  # the person's save
         [saved] = waka.wait_for(1, timeout=15)
