@@ -12,7 +12,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from agentproc import AGENT, WAKATIME_CLI, AgentProcess, agent_env, git_repo
+from agentproc import AGENT, SHORT_HOLD, WAKATIME_CLI, AgentProcess, agent_env, git_repo
 from wakaserver import FakeWakaTime
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
@@ -34,13 +34,9 @@ def test_a_checkout_is_no_coding_and_why_says_so(tmp_path: Path, waka: FakeWakaT
     subprocess.run([*GIT, "commit", "-qam", "two"], cwd=repo, check=True)
     subprocess.run([*GIT, "checkout", "-q", "main"], cwd=repo, check=True)
     # A short hold and throttle spacing: the operation is reported over (its log line) when
-    # no held write can still be its, about vcs_grace + hold + storm window after it.
+    # no held write can still be its, about vcs_grace + spacing + storm window after it.
     env = agent_env(
-        tmp_path,
-        waka.url,
-        HEARTBEAT_AGENT_HEARTBEATS__AUTOSAVE_INTERVAL="1",
-        HEARTBEAT_AGENT_HEARTBEATS__DEBOUNCE_SECONDS="1",
-        HEARTBEAT_AGENT_HEARTBEATS__STORM_WINDOW="1",
+        tmp_path, waka.url, HEARTBEAT_AGENT_HEARTBEATS__AUTOSAVE_INTERVAL="1", **SHORT_HOLD
     )
     with AgentProcess(env, repo) as agent:
         (repo / "app.py").write_text("print(1)\n")  # the person's save
