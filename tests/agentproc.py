@@ -21,10 +21,10 @@ WAKATIME_CLI = shutil.which("wakatime-cli", path=str(Path(sys.executable).parent
 
 # The watcher holds a write for max(debounce_seconds, storm_window) of quiet (2 s by default)
 # before it may count. Tests about what follows a save, not about that hold, shorten it with
-# `agent_env(..., **SHORT_HOLD)`: a save is delivered in ~0.5 s instead of 2 s.
+# `agent_env(..., **SHORT_HOLD)`: a save is delivered in ~0.3 s instead of 2 s.
 SHORT_HOLD = {
-    "HEARTBEAT_AGENT_HEARTBEATS__DEBOUNCE_SECONDS": "0.5",
-    "HEARTBEAT_AGENT_HEARTBEATS__STORM_WINDOW": "0.5",
+    "HEARTBEAT_AGENT_HEARTBEATS__DEBOUNCE_SECONDS": "0.3",
+    "HEARTBEAT_AGENT_HEARTBEATS__STORM_WINDOW": "0.3",
 }
 
 
