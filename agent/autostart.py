@@ -23,6 +23,7 @@ import stat
 import sys
 
 from agent.ipc.client import DaemonUnavailable, IpcClient
+from agent.wakatime_cli.private_files import open_private, try_open_locked
 
 AUTOSTART_RETRY = 60.0  # seconds before another start is tried after one
 AUTOSTART_LOCK = "autostart.lock"
@@ -44,37 +45,19 @@ def private_folder(socket_path: str) -> str:
     return folder
 
 
-def _lock_file(folder: str, name: str) -> int:
-    return os.open(
-        os.path.join(folder, name), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-    )
-
-
 def hold_instance_lock(socket_path: str) -> int | None:
     """The daemon's lock, as an open descriptor to keep for its life; None when another
     daemon holds it."""
-    import fcntl
-
-    fd = _lock_file(private_folder(socket_path), INSTANCE_LOCK)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
+    return try_open_locked(os.path.join(private_folder(socket_path), INSTANCE_LOCK))
 
 
 def start_daemon(socket_path: str, log_file: str, env: dict[str, str], now: float) -> str:
     """Start a daemon for this socket unless one answers or is starting; what was done, for
     the plugin's log. Raises OSError when the folder or the fork fails."""
-    import fcntl
-
-    fd = _lock_file(private_folder(socket_path), AUTOSTART_LOCK)
+    fd = try_open_locked(os.path.join(private_folder(socket_path), AUTOSTART_LOCK))
+    if fd is None:
+        return "another call is starting the daemon"
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return "another call is starting the daemon"
         last = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
         try:
             since = now - float(last)
@@ -126,7 +109,7 @@ def _spawn_detached(argv: list[str], env: dict[str, str], log_file: str) -> None
             os._exit(0)
         os.chdir(os.path.expanduser("~"))
         stdin = os.open(os.devnull, os.O_RDONLY)
-        output = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        output = open_private(log_file, os.O_WRONLY | os.O_APPEND, follow_symlinks=True)
         os.dup2(stdin, 0)
         os.dup2(output, 1)
         os.dup2(output, 2)

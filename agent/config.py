@@ -293,6 +293,19 @@ class Settings(BaseSettings):
 
         return self.ipc.socket or default_socket_path()
 
+    def keep_locations_of(self, running: Settings) -> list[str]:
+        """Settings reloaded into a running daemon keep its database and socket (moving them
+        needs a restart); what was asked for in vain, in words."""
+        kept = []
+        for name, old, new in (
+            ("[queue] path", running.database_path(), self.database_path()),
+            ("[ipc] socket", running.socket_path(), self.socket_path()),
+        ):
+            if old != new:
+                kept.append(f"{name} changed to {new}: takes effect at the next restart")
+        self.queue.path, self.ipc.socket = running.database_path(), running.socket_path()
+        return kept
+
 
 class _DictSource(PydanticBaseSettingsSource):
     """A settings source that is a plain dict already read (the TOML file, ~/.wakatime.cfg)."""

@@ -7,10 +7,12 @@ keeps them equal). Nothing here needs privileges: both live in the user's own fo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import plistlib
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -192,3 +194,14 @@ def run(command: Sequence[str]) -> subprocess.CompletedProcess[str]:
 
 def shell_line(command: Sequence[str]) -> str:
     return shlex.join(command)
+
+
+def notify_systemd(state: str) -> None:
+    """sd_notify without a dependency: one datagram to $NOTIFY_SOCKET, if set."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
+        sock.sendto(state.encode(), address)

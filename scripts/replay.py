@@ -60,7 +60,7 @@ if str(REPO) not in sys.path:
 from agent.pipeline.stats import durations  # noqa: E402
 from agent.sources.authorship import Signal, signals_of  # noqa: E402
 from agent.sources.ignore import IgnoreRules  # noqa: E402
-from agent.sources.policy import ActivityPolicy, FileActivity, PolicySettings  # noqa: E402
+from agent.sources.policy import ActivityPolicy, CountedWrite, PolicySettings  # noqa: E402
 from agent.sources.watcher import FileWatcher  # noqa: E402
 
 TRACES = REPO / "traces"
@@ -162,7 +162,7 @@ class Trace:
 @dataclass
 class ReplayResult:
     trace: Trace
-    heartbeats: list[FileActivity]
+    heartbeats: list[CountedWrite]
     root: str
     problems: list[str] = field(default_factory=list)
 
@@ -361,7 +361,7 @@ def _simulated_events(op: Op, root: str) -> list[tuple[bool, str]]:
     return []  # mkdir, and a folder renamed (its files' moves are synthetic)
 
 
-def _drain_due(policy: ActivityPolicy, until: float, out: list[FileActivity]) -> None:
+def _drain_due(policy: ActivityPolicy, until: float, out: list[CountedWrite]) -> None:
     """Run the policy's timers up to ``until``, as the daemon's loop would."""
     while (deadline := policy.next_deadline()) is not None and deadline <= until:
         out.extend(policy.due(deadline))
@@ -383,7 +383,7 @@ def replay(
             apply(op, root)
         ignore = IgnoreRules()
         policy = ActivityPolicy(settings or PolicySettings(), _project_key(root))
-        heartbeats: list[FileActivity] = []
+        heartbeats: list[CountedWrite] = []
         if mode == "simulate":
             _replay_simulated(trace, root, ignore, policy, heartbeats)
         elif mode == "watch":
@@ -404,7 +404,7 @@ def _replay_simulated(
     root: str,
     ignore: IgnoreRules,
     policy: ActivityPolicy,
-    heartbeats: list[FileActivity],
+    heartbeats: list[CountedWrite],
 ) -> None:
     for at, ops in _groups(trace.ops):
         _drain_due(policy, at, heartbeats)
@@ -424,7 +424,7 @@ def _replay_watched(
     root: str,
     ignore: IgnoreRules,
     policy: ActivityPolicy,
-    heartbeats: list[FileActivity],
+    heartbeats: list[CountedWrite],
 ) -> None:
     events, clock = Events(), _VirtualClock()
     watcher = events.watcher(root, ignore, clock)
@@ -447,7 +447,7 @@ def _replay_realtime(
     root: str,
     ignore: IgnoreRules,
     policy: ActivityPolicy,
-    heartbeats: list[FileActivity],
+    heartbeats: list[CountedWrite],
     speed: float,
 ) -> None:
     events = Events()

@@ -41,7 +41,7 @@ from replay import WRITTEN, Events, deliver  # noqa: E402
 
 from agent.pipeline.stats import durations  # noqa: E402
 from agent.sources.ignore import IgnoreRules  # noqa: E402
-from agent.sources.policy import ActivityPolicy, FileActivity, PolicySettings  # noqa: E402
+from agent.sources.policy import ActivityPolicy, CountedWrite, PolicySettings  # noqa: E402
 
 TOLERANCE = 0.05
 COMMENT = {".py": "#", ".js": "//", ".go": "//"}  # so the person's file stays valid code
@@ -65,7 +65,7 @@ class Pipeline:
         self.root = str(root)
         self.events = Events()
         self.policy = ActivityPolicy(settings or PolicySettings(), lambda _path: self.root)
-        self.heartbeats: list[FileActivity] = []
+        self.heartbeats: list[CountedWrite] = []
         self.written: set[str] = set()  # every path the watcher reported written
         self._offset = -time.monotonic()
         self._barriers = 0
@@ -98,7 +98,7 @@ class Pipeline:
         self._fire(to)
         self._offset += max(0.0, to - self.now())
 
-    def finish(self) -> list[FileActivity]:
+    def finish(self) -> list[CountedWrite]:
         self.settle()
         self.heartbeats += self.policy.due(math.inf)
         return self.heartbeats
@@ -404,7 +404,7 @@ SCENARIOS = [
 @dataclass
 class ScenarioResult:
     scenario: Scenario
-    heartbeats: list[FileActivity]
+    heartbeats: list[CountedWrite]
     saves: list[tuple[float, float]]  # when each of the person's saves began and ended
     tool_files: int  # distinct files the watcher saw written while the tool ran
     tool_seconds: float
@@ -418,7 +418,7 @@ class ScenarioResult:
     def truth(self) -> float:
         return durations(end for _, end in self.saves)
 
-    def _is_a_save(self, hb: FileActivity) -> bool:
+    def _is_a_save(self, hb: CountedWrite) -> bool:
         return any(start <= hb.time <= end for start, end in self.saves)
 
     @property

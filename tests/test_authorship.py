@@ -8,7 +8,7 @@ import math
 from test_policy import make, project_of, replay, run
 
 from agent.sources.authorship import Signal, Writer, signals_of
-from agent.sources.policy import ActivityPolicy, FileActivity, PolicySettings
+from agent.sources.policy import ActivityPolicy, CountedWrite, PolicySettings
 
 REPO = "/p/a"
 
@@ -41,7 +41,7 @@ def test_a_one_file_checkout_emits_nothing_and_the_saves_around_it_count() -> No
     policy.file_written("/p/a/app.py", 0.0)  # the person's save just before git took the lock
     git_op(policy, 0.0, ["/p/a/lib.py"])
     policy.file_written("/p/a/app.py", 5.0)
-    assert run(policy) == [FileActivity("/p/a/app.py", 0.0), FileActivity("/p/a/app.py", 5.0)]
+    assert run(policy) == [CountedWrite("/p/a/app.py", 0.0), CountedWrite("/p/a/app.py", 5.0)]
     assert policy.why("/p/a/lib.py").writer is Writer.VCS
     assert policy.why("/p/a/app.py").counted
 
@@ -57,21 +57,21 @@ def test_writes_just_after_an_operation_that_moved_head_are_its_own() -> None:
     git_op(policy, 10.0, ["/p/a/lib.py"])
     policy.file_written("/p/a/hooked.py", 10.5)  # a post-checkout hook
     policy.file_written("/p/a/app.py", 12.0)
-    assert run(policy) == [FileActivity("/p/a/app.py", 12.0)]
+    assert run(policy) == [CountedWrite("/p/a/app.py", 12.0)]
 
 
 def test_an_index_refresh_that_moved_nothing_leaves_the_next_save_alone() -> None:
     policy = make()
     git_op(policy, 10.0, [], ref=False)  # `git status` refreshing the index
     policy.file_written("/p/a/app.py", 10.01)
-    assert run(policy) == [FileActivity("/p/a/app.py", 10.01)]
+    assert run(policy) == [CountedWrite("/p/a/app.py", 10.01)]
 
 
 def test_a_lock_left_behind_covers_writes_for_a_minute_only() -> None:
     policy = make()
     policy.signal(Signal.VCS_LOCK, REPO, 0.0)  # git crashed; index.lock stays
     activities = replay(policy, [(30.0, "/p/a/app.py"), (100.0, "/p/a/app.py")])
-    assert activities == [FileActivity("/p/a/app.py", 100.0)]
+    assert activities == [CountedWrite("/p/a/app.py", 100.0)]
 
 
 def test_a_formatter_at_its_slow_pace_is_one_tool_run_from_first_file_to_last() -> None:
@@ -89,7 +89,7 @@ def test_a_formatter_at_its_slow_pace_is_one_tool_run_from_first_file_to_last() 
 def test_the_persons_file_rewritten_by_the_tool_is_not_a_save() -> None:
     writes = [(0.0, "/p/a/app.py")] + [(90.0 + i * 0.01, f"/p/a/m{i}.py") for i in range(10)]
     writes.append((90.05, "/p/a/app.py"))
-    assert replay(make(), writes) == [FileActivity("/p/a/app.py", 0.0)]
+    assert replay(make(), writes) == [CountedWrite("/p/a/app.py", 0.0)]
 
 
 def test_two_files_a_second_apart_are_a_person() -> None:
@@ -103,7 +103,7 @@ def test_a_manifest_written_with_its_lock_file_is_the_package_managers() -> None
     assert run(policy, 39.0) == []
     assert policy.why("/p/a/package.json").writer is Writer.TOOL
     policy.file_written("/p/a/package.json", 40.0)  # edited by hand later: a person
-    assert run(policy) == [FileActivity("/p/a/package.json", 40.0)]
+    assert run(policy) == [CountedWrite("/p/a/package.json", 40.0)]
 
 
 def test_a_manifest_written_with_one_more_file_is_a_generators() -> None:
@@ -126,7 +126,7 @@ def test_a_save_the_plugin_never_reports_still_counts_at_its_own_time() -> None:
     policy = make()
     policy.plugin_heartbeat("/p/a/other.py", 0.0)  # a plugin in use, on another file
     policy.file_written("/p/a/x.py", 10.0)  # saved by an editor without a plugin
-    assert run(policy) == [FileActivity("/p/a/x.py", 10.0)]
+    assert run(policy) == [CountedWrite("/p/a/x.py", 10.0)]
     assert policy.why("/p/a/x.py").counted
 
 
@@ -136,13 +136,13 @@ def test_a_plugin_heartbeat_long_after_the_save_is_another_activity() -> None:
     policy.file_written("/p/a/x.py", 10.0)
     policy.due(12.0)
     policy.plugin_heartbeat("/p/a/x.py", 10.0 + PolicySettings().plugin_wait + 5.0)
-    assert run(policy) == [FileActivity("/p/a/x.py", 10.0)]
+    assert run(policy) == [CountedWrite("/p/a/x.py", 10.0)]
 
 
 def test_without_plugins_an_activity_leaves_after_the_debounce() -> None:
     policy = make()
     policy.file_written("/p/a/x.py", 10.0)
-    assert policy.due(12.0) == [FileActivity("/p/a/x.py", 10.0)]
+    assert policy.due(12.0) == [CountedWrite("/p/a/x.py", 10.0)]
 
 
 def test_decisions_are_bounded_and_the_operations_are_reported_once() -> None:

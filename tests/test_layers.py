@@ -6,21 +6,26 @@ what happens to be loaded."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENT = ROOT / "agent"
 
 # What each folder of the pipeline may import besides itself (docs/ARCHITECTURE.md): the data
 # flows sources → pipeline → delivery, so the pipeline knows neither end; the plugins' fast
-# path (wakatime_cli) and the IPC protocol know nothing of the rest. Shared settings
-# (agent.config) and secret-scrubbing (agent.redact) sit under everything.
-BASE = ("agent.config", "agent.redact", "agent.__version__")
+# path (wakatime_cli) and the IPC protocol know nothing of the rest; being standard library
+# only, wakatime_cli serves every layer too (its private_files: 0600 files and their locks).
+# Shared settings (agent.config), secret-scrubbing (agent.redact) and background tasks
+# (agent.tasks) sit under everything.
+BASE = ("agent.config", "agent.redact", "agent.tasks", "agent.__version__")
 MAY_IMPORT = {
     "agent.ipc": (),
     "agent.wakatime_cli": ("agent.ipc", "agent.pipeline.heartbeat"),
     "agent.pipeline": ("agent.wakatime_cli", *BASE),
-    "agent.delivery": ("agent.pipeline", *BASE),
+    "agent.delivery": ("agent.pipeline", "agent.wakatime_cli", *BASE),
     "agent.sources": (
         "agent.pipeline",
         "agent.wakatime_cli",
@@ -81,10 +86,19 @@ def test_only_agent_run_builds_the_daemon() -> None:
     assert users == {"agent.commands.run"}
 
 
-def test_the_daemon_changes_other_parts_only_through_their_methods() -> None:
-    """It sets its own attributes, never another object's (`self.ingest.router = …`), and
-    calls no other object's private methods (`api._fetch`)."""
-    tree = ast.parse((AGENT / "daemon.py").read_text())
+SUPERVISED = (
+    "daemon.py",
+    "sources/file_activity.py",
+    "sources/requests.py",
+    "delivery/deliveries.py",
+)
+
+
+@pytest.mark.parametrize("module", SUPERVISED)
+def test_the_daemon_and_its_components_change_others_only_through_methods(module: str) -> None:
+    """Each sets its own attributes, never another object's (`self.ingest.router = …`),
+    and calls no other object's private methods (`api._fetch`)."""
+    tree = ast.parse((AGENT / module).read_text())
     trespasses = []
     for node in ast.walk(tree):
         targets = node.targets if isinstance(node, ast.Assign) else []
@@ -105,3 +119,30 @@ def test_the_daemon_changes_other_parts_only_through_their_methods() -> None:
 
 def _is_self(node: ast.expr) -> bool:
     return isinstance(node, ast.Name) and node.id == "self"
+
+
+def test_the_docs_name_only_files_and_folders_that_exist() -> None:
+    """README and ARCHITECTURE draw the pipeline from the folders: a moved or renamed module
+    fails here, not in a reader's hands."""
+    ours = [p.relative_to(ROOT).as_posix() for d in ("agent", "tests", "scripts")
+             for p in (ROOT / d).rglob("*.py")]  # fmt: skip
+    missing: dict[str, str] = {}
+    for doc in (ROOT / "README.md", ROOT / "docs" / "ARCHITECTURE.md"):
+        text = doc.read_text()
+        for path in re.findall(r"(?<![\w./-])(?:agent|tests|scripts)/[\w/.]*\w/?", text):
+            if not (ROOT / path).exists():
+                missing[path] = doc.name
+        # A module named by its file, or by its path inside agent/ (`sources/policy.py`).
+        for module in re.findall(r"(?<![\w/.~-])(\w[\w/]*\.py)\b", text):
+            if not any(f"/{p}".endswith(f"/{module}") for p in ours):
+                missing[module] = doc.name
+    assert missing == {}
+
+
+def test_the_readme_diagram_names_every_folder_of_the_pipeline() -> None:
+    readme = (ROOT / "README.md").read_text()
+    folders = ("agent/sources/", "agent/pipeline/", "agent/delivery/", "agent/wakatime_cli/")
+    assert [folder for folder in folders if folder not in readme] == []
+    assert sorted(p.name for p in AGENT.iterdir() if (p / "__init__.py").exists()) == sorted(
+        ["commands", "delivery", "ipc", "pipeline", "sources", "wakatime_cli"]
+    )

@@ -8,7 +8,7 @@ from itertools import pairwise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.sources.policy import ActivityPolicy, FileActivity, PolicySettings
+from agent.sources.policy import ActivityPolicy, CountedWrite, PolicySettings
 
 DEFAULTS = PolicySettings()
 
@@ -22,16 +22,16 @@ def make(settings: PolicySettings = DEFAULTS) -> ActivityPolicy:
     return ActivityPolicy(settings, project_of)
 
 
-def run(policy: ActivityPolicy, until: float = math.inf) -> list[FileActivity]:
+def run(policy: ActivityPolicy, until: float = math.inf) -> list[CountedWrite]:
     """Fire every deadline up to ``until``, the way the daemon's loop does."""
-    out: list[FileActivity] = []
+    out: list[CountedWrite] = []
     while (deadline := policy.next_deadline()) is not None and deadline <= until:
         out.extend(policy.due(deadline))
     return out
 
 
-def replay(policy: ActivityPolicy, writes: list[tuple[float, str]]) -> list[FileActivity]:
-    out: list[FileActivity] = []
+def replay(policy: ActivityPolicy, writes: list[tuple[float, str]]) -> list[CountedWrite]:
+    out: list[CountedWrite] = []
     for at, path in sorted(writes):
         out.extend(run(policy, at))
         policy.file_written(path, at)
@@ -50,7 +50,7 @@ def test_burst_of_events_on_one_path_is_one_activity_at_its_last_write() -> None
         policy.file_written("/p/a/x.py", at)
     assert policy.next_deadline() == 103.0
     assert policy.due(102.9) == []
-    assert policy.due(103.0) == [FileActivity("/p/a/x.py", 101.0)]
+    assert policy.due(103.0) == [CountedWrite("/p/a/x.py", 101.0)]
     assert policy.next_deadline() is None
 
 
@@ -72,7 +72,7 @@ def test_writes_more_than_the_quiet_period_apart_are_separate_saves() -> None:
 def test_continuous_autosave_still_yields_an_activity_every_interval() -> None:
     policy = make()
     emitted_at: list[float] = []
-    activities: list[FileActivity] = []
+    activities: list[CountedWrite] = []
     for second in range(300):  # a write every second for five minutes
         while (deadline := policy.next_deadline()) is not None and deadline <= second:
             emitted_at.append(deadline)
@@ -166,7 +166,7 @@ def test_a_file_written_then_removed_was_a_temporary_file() -> None:
     policy.file_written("/p/a/sedX1y2Z3", 1.0)
     policy.file_removed("/p/a/sedX1y2Z3", 1.0)
     policy.file_written("/p/a/x.py", 1.0)
-    assert run(policy) == [FileActivity("/p/a/x.py", 1.0)]
+    assert run(policy) == [CountedWrite("/p/a/x.py", 1.0)]
 
 
 def test_a_file_moved_aside_and_written_again_is_still_one_save() -> None:
@@ -175,12 +175,12 @@ def test_a_file_moved_aside_and_written_again_is_still_one_save() -> None:
     policy.file_written("/p/a/x.py", 1.0)
     policy.file_removed("/p/a/x.py", 1.5)
     policy.file_written("/p/a/x.py", 1.5)
-    assert run(policy) == [FileActivity("/p/a/x.py", 1.5)]
+    assert run(policy) == [CountedWrite("/p/a/x.py", 1.5)]
 
 
 def test_vim_saving_every_second_keeps_the_autosave_guarantee() -> None:
     policy = make()
-    activities: list[FileActivity] = []
+    activities: list[CountedWrite] = []
     for i in range(120):
         at = float(i)
         activities += run(policy, at)
@@ -203,7 +203,7 @@ def test_watcher_writes_are_dropped_while_a_plugin_reports_the_file() -> None:
     policy.plugin_heartbeat("/p/a/x.py", 0.0)
     grace = DEFAULTS.plugin_grace
     activities = replay(policy, [(grace - 1.0, "/p/a/x.py"), (grace + 60.0, "/p/a/x.py")])
-    assert activities == [FileActivity("/p/a/x.py", grace + 60.0)]
+    assert activities == [CountedWrite("/p/a/x.py", grace + 60.0)]
 
 
 def test_plugin_entity_and_watcher_path_are_compared_normalised() -> None:
@@ -240,7 +240,7 @@ def test_debounce_and_storm_window_are_configurable() -> None:
     policy.file_written("/p/a/x.py", 0.0)
     assert policy.next_deadline() == 0.5
     assert replay(policy, [(5.0 + i * 0.1, f"/p/a/f{i}.py") for i in range(4)]) == [
-        FileActivity("/p/a/x.py", 0.0)
+        CountedWrite("/p/a/x.py", 0.0)
     ]
 
 

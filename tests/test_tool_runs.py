@@ -70,11 +70,11 @@ def test_a_tool_heartbeat_is_caught_by_the_judge(workdir: str) -> None:
     result = tool_runs.ScenarioResult(
         tool_runs.SCENARIOS[0],
         [
-            tool_runs.FileActivity("/p/app.py", 0.0),
-            tool_runs.FileActivity("/p/app.py", 30.0),
-            tool_runs.FileActivity("/p/pkg/m1.py", 1000.0),
-            tool_runs.FileActivity("/p/app.py", 1010.0),
-            tool_runs.FileActivity("/p/app.py", 1040.0),
+            tool_runs.CountedWrite("/p/app.py", 0.0),
+            tool_runs.CountedWrite("/p/app.py", 30.0),
+            tool_runs.CountedWrite("/p/pkg/m1.py", 1000.0),
+            tool_runs.CountedWrite("/p/app.py", 1010.0),
+            tool_runs.CountedWrite("/p/app.py", 1040.0),
         ],
         [(0.0, 0.1), (30.0, 30.1), (1010.0, 1010.1), (1040.0, 1040.1)],
         tool_files=100,

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent.wakatime_cli.private_files import open_private
+
 if TYPE_CHECKING:
     from agent.config import Settings
 
@@ -67,7 +69,7 @@ def _log_file_handler(path: Path) -> logging.Handler:
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.close(os.open(path, os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o600))
+        os.close(open_private(path, os.O_WRONLY | os.O_APPEND, follow_symlinks=True))
         handler = RotatingFileHandler(
             path, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
         )

@@ -9,7 +9,6 @@ tokens nor the client secret ever reach a log line or an error message.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import hmac
 import html
@@ -32,6 +31,7 @@ import httpx
 
 from agent.config import ConfigError, Settings, check_api_url
 from agent.delivery.sender import basic_authorization
+from agent.wakatime_cli.private_files import open_locked
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +161,8 @@ class TokenStore:
         """One refresh at a time across processes (the daemon and `agent stats`): servers
         rotate refresh tokens, so two concurrent refreshes would void each other."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_locked(self.path.with_name(self.path.name + ".lock"))
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)

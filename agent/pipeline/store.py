@@ -25,6 +25,7 @@ from typing import Any
 from agent.pipeline.heartbeat import Heartbeat
 from agent.pipeline.stats import iso_time
 from agent.pipeline.wal import foreign_wal
+from agent.wakatime_cli.private_files import open_private
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +237,7 @@ def connect(path: Path, *, timeout: float = 30.0) -> sqlite3.Connection:
     """A connection in WAL mode; the folder and file are private to the user."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        os.close(open_private(path, os.O_WRONLY, follow_symlinks=True))
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
     try:
         conn.execute("PRAGMA journal_mode=WAL")

@@ -21,8 +21,10 @@ import fcntl
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.autostart import answers
@@ -31,11 +33,13 @@ from agent.pipeline.heartbeat import Heartbeat, HeartbeatError, timeliness_probl
 from agent.pipeline.privacy import flags_problem
 from agent.pipeline.store import HeartbeatStore
 from agent.wakatime_cli.offline_queue import requests_waiting, spool_file
+from agent.wakatime_cli.private_files import try_open_locked
 
 if TYPE_CHECKING:
     from agent.config import Settings
     from agent.pipeline.builder import HeartbeatBuilder
     from agent.pipeline.destinations import Router
+    from agent.pipeline.ingest import Ingest
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +58,10 @@ def adopt_offline_requests(
         return 0
     spool = spool_file(store.path)
     taking = spool + ".taking"
-    guard = os.open(spool + ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    guard = try_open_locked(spool + ".lock")
+    if guard is None:
+        return 0  # another process is taking them
     try:
-        try:
-            fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return 0  # another process is taking them
         if not os.path.exists(taking):
             try:
                 os.rename(spool, taking)
@@ -199,3 +201,41 @@ def read_heartbeat_request(
     if problems and request.get("skip_invalid") is not True:
         raise ProtocolError("; ".join(message for _, message in problems))
     return heartbeats, problems, offered_key.strip() if offered_key is not None else None
+
+
+OFFLINE_CHECK_INTERVAL = 30.0  # seconds between the daemon's looks for requests queued offline
+
+
+class OfflineAdoption:
+    """The daemon's side: adoptions at startup, every OFFLINE_CHECK_INTERVAL (a compat
+    command that found the daemon busy may add more) and on `flush`, one at a time. They
+    go through the ingest's current builder and router; `take_key` gets a plugin's key in
+    the adopting thread; `stored` is told when heartbeats were stored."""
+
+    def __init__(
+        self,
+        database: Path,
+        ingest: Ingest,
+        take_key: Callable[[str], None],
+        stored: Callable[[], None],
+    ) -> None:
+        self.database = database
+        self.ingest = ingest
+        self.take_key = take_key
+        self.stored = stored
+        self._adopting = threading.Lock()
+
+    def adopt(self) -> int:
+        """Store what waits; how many heartbeats were new (0 while another adoption runs)."""
+        if not self._adopting.acquire(blocking=False):
+            return 0
+        try:
+            with HeartbeatStore(self.database) as store:
+                count = adopt_offline_requests(
+                    store, self.ingest.builder, self.ingest.router, self.take_key
+                )
+        finally:
+            self._adopting.release()
+        if count:
+            self.stored()
+        return count

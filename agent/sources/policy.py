@@ -69,7 +69,9 @@ class PolicySettings:
 
 
 @dataclass(frozen=True)
-class FileActivity:
+class CountedWrite:
+    """A write the policy counts as coding: one file heartbeat."""
+
     path: str
     time: float
     is_write: bool = True
@@ -114,7 +116,7 @@ class ActivityPolicy:
         self._last_emitted: dict[str, float] = {}
         self._plugin_seen: dict[str, float] = {}
         # Activities released and waiting for a plugin's late report: (leave at, activity).
-        self._waiting: deque[tuple[float, FileActivity]] = deque()
+        self._waiting: deque[tuple[float, CountedWrite]] = deque()
         self.plugins_in_use = plugins_in_use
         self._overflow_until = -math.inf
         self._forgot_at = -math.inf
@@ -204,10 +206,10 @@ class ActivityPolicy:
             self._forgot_at = at
             self._forget_stale(at)
 
-    def due(self, now: float) -> list[FileActivity]:
+    def due(self, now: float) -> list[CountedWrite]:
         """Activities ready to become heartbeats at ``now``, oldest first. ``due(math.inf)``
         (shutting down) releases everything held."""
-        activities: list[FileActivity] = []
+        activities: list[CountedWrite] = []
         while ready := self._ready(now):
             activities += self._emit(ready, now)
         if now == math.inf:
@@ -239,7 +241,7 @@ class ActivityPolicy:
     def _ready(self, now: float) -> list[str]:
         return [path for path, held in self._held.items() if self._release_time(path, held) <= now]
 
-    def _emit(self, ready: list[str], now: float) -> list[FileActivity]:
+    def _emit(self, ready: list[str], now: float) -> list[CountedWrite]:
         activities = []
         for path in ready:
             held = self._release(path)
@@ -256,10 +258,10 @@ class ActivityPolicy:
             ):
                 # A run of writes that opens a session: its start is the activity, and its end
                 # stays held (spaced like any later write) so neither end of the run is lost.
-                activities.append(FileActivity(path=path, time=held.first))
+                activities.append(CountedWrite(path=path, time=held.first))
                 self._hold(path, held.project, held.last)
             else:
-                activities.append(FileActivity(path=path, time=held.last))
+                activities.append(CountedWrite(path=path, time=held.last))
             self._decide(path, held.last, Writer.PERSON, "a person's save: a heartbeat", True)
             self._last_emitted[path] = now
         return activities

@@ -154,3 +154,34 @@ def write_value(key: str, value: str, section: str = "settings", path: Path | No
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
+
+
+class CfgWatch:
+    """~/.wakatime.cfg as a running daemon read it: whether it changed since (one stat: a
+    key or URL a plugin wrote there is taken without a SIGHUP), and what is wrong with its
+    lines (for `agent status` and the plugins' answers)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self.read_as = signature(path)
+        self.problem: str | None = None
+
+    def changed(self) -> bool:
+        """True once for each change since the last read."""
+        now = signature(self.path)
+        if now == self.read_as:
+            return False
+        self.read_as = now
+        return True
+
+    def read(self) -> str | None:
+        """Mark the file read now and check its lines; the problem, if it is a new one."""
+        self.read_as = signature(self.path)
+        try:
+            load_checked(self.path)
+        except CfgError as exc:
+            new = str(exc) if str(exc) != self.problem else None
+            self.problem = str(exc)
+            return new
+        self.problem = None
+        return None

@@ -179,18 +179,15 @@ def write_request(database: str, request: dict[str, Any], now: float) -> None:
     """Append one request to the spool, durable on return (the file, and the folder entry
     of a new one, fsync'ed). The lock orders appenders and the daemon taking the file:
     once locked, the open file must still be the one at the path, else it was taken."""
-    import fcntl
+    from agent.wakatime_cli.private_files import open_locked
 
     path = spool_file(database)
     line = (dumps({"received": now, "request": request}) + "\n").encode()
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         for _ in range(APPEND_ATTEMPTS):
-            fd = os.open(
-                path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-            )
+            fd = open_locked(path, os.O_WRONLY | os.O_APPEND)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
                 opened = os.fstat(fd)
                 try:
                     current = os.stat(path, follow_symlinks=False)

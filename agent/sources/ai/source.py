@@ -11,7 +11,6 @@ later and anything the kernel's event queue dropped, and costs a stat per transc
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import sqlite3
@@ -32,6 +31,7 @@ from agent.sources.ai.parsers import BadRecord, Session, decode
 from agent.sources.ai.positions import Position, PositionStore, read_document, read_lines, unchanged
 from agent.sources.ai.tools import Tool, tool_for, tools
 from agent.wakatime_cli import cfg as wakatime_cfg
+from agent.wakatime_cli.private_files import try_open_locked
 
 log = logging.getLogger(__name__)
 
@@ -283,13 +283,10 @@ class _Handler(FileSystemEventHandler):
 def _take_lock(path: Path) -> IO[bytes]:
     """One reader of the transcripts at a time (the daemon, or one `--sync-ai-activity`)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    file = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
-    try:
-        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        file.close()
-        raise SyncBusy(f"{path} is held by another process") from None
-    return file
+    fd = try_open_locked(path, os.O_WRONLY | os.O_APPEND)
+    if fd is None:
+        raise SyncBusy(f"{path} is held by another process")
+    return os.fdopen(fd, "ab")
 
 
 def backfill_start(days: float, now: float | None = None) -> float:
@@ -317,3 +314,27 @@ def _done(value: int) -> Future[int]:
     future: Future[int] = Future()
     future.set_result(value)
     return future
+
+
+def start_in_daemon(
+    settings: Any, sink: Sink, classifier: WriteClassifier, now: float
+) -> AiActivitySource | None:
+    """The daemon's AI source, started; None (and logged why) when `[ai] enabled = false`,
+    wakatime-cli's `sync_ai_disabled`, or another process reads the transcripts."""
+    if not settings.ai.enabled or ai_sync_disabled():
+        log.info("AI coding activity: off (settings)")
+        return None
+    database = settings.database_path()
+    try:
+        source = AiActivitySource(
+            sink,
+            PositionStore(positions_path(database)),
+            lock_path=positions_path(database).with_suffix(".lock"),
+            classifier=classifier,
+            after=backfill_start(settings.ai.backfill_days, now),
+        )
+    except SyncBusy as exc:
+        log.warning("AI coding activity: not read by this daemon: %s", exc)
+        return None
+    source.start()
+    return source
