@@ -95,9 +95,13 @@ def nano_save(path: Path, line: str) -> None:
     if pid == 0:  # the child: nano on the terminal
         os.execvpe("nano", ["nano", "--ignorercfiles", str(path)], {**os.environ, "TERM": "xterm"})
     try:
-        for keys in (b"\x1b/", line.encode() + b"\r", b"\x0f", b"\r", b"\x18"):
-            _drain(fd, 0.2)
-            os.write(fd, keys)
+        # Each key waits for the screen that answers the one before (an event, not a pause).
+        _read_until(fd, b"Help")  # drawn: the help lines at the bottom
+        os.write(fd, b"\x1b/" + line.encode() + b"\r" + b"\x0f")  # end, type, ^O
+        _read_until(fd, b"File Name to Write")
+        os.write(fd, b"\r")
+        _read_until(fd, b"Wrote")
+        os.write(fd, b"\x18")  # ^X
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             done, status = os.waitpid(pid, os.WNOHANG)
@@ -109,6 +113,16 @@ def nano_save(path: Path, line: str) -> None:
         raise RuntimeError("nano did not exit")
     finally:
         os.close(fd)
+
+
+def _read_until(fd: int, marker: bytes, timeout: float = 30.0) -> None:
+    """Read what the terminal shows until ``marker`` appears in it."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while marker not in seen:
+        if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            raise RuntimeError(f"nano never showed {marker!r}; last: {seen[-200:]!r}")
+        seen = seen[-len(marker) :] + os.read(fd, 65536)
 
 
 def _drain(fd: int, wait: float) -> None:

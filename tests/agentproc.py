@@ -19,6 +19,14 @@ from pathlib import Path
 AGENT = shutil.which("agent", path=str(Path(sys.executable).parent)) or "agent"
 WAKATIME_CLI = shutil.which("wakatime-cli", path=str(Path(sys.executable).parent)) or "wakatime-cli"
 
+# The watcher holds a write for max(debounce_seconds, storm_window) of quiet (2 s by default)
+# before it may count. Tests about what follows a save, not about that hold, shorten it with
+# `agent_env(..., **SHORT_HOLD)`: a save is delivered in ~0.3 s instead of 2 s.
+SHORT_HOLD = {
+    "HEARTBEAT_AGENT_HEARTBEATS__DEBOUNCE_SECONDS": "0.3",
+    "HEARTBEAT_AGENT_HEARTBEATS__STORM_WINDOW": "0.3",
+}
+
 
 def agent_env(
     root: Path, api_url: str | None = None, api_key: str | None = "waka_test_key", **extra: str

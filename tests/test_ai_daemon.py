@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from agentproc import WAKATIME_CLI, AgentProcess, agent_env, git_repo
+from agentproc import SHORT_HOLD, WAKATIME_CLI, AgentProcess, agent_env, git_repo
 from aitranscripts import (
     OpencodeStore,
     append,
@@ -152,11 +152,7 @@ def test_sync_ai_disabled_and_the_ai_setting_turn_it_off(
 def test_watcher_tells_ai_writes_from_a_persons(tmp_path: Path, waka: FakeWakaTime) -> None:
     repo = git_repo(tmp_path / "repo")
     env = agent_env(
-        tmp_path,
-        waka.url,
-        HEARTBEAT_AGENT_HEARTBEATS__DEBOUNCE_SECONDS="0.2",
-        HEARTBEAT_AGENT_HEARTBEATS__STORM_WINDOW="0.2",
-        HEARTBEAT_AGENT_HEARTBEATS__AUTOSAVE_INTERVAL="0.5",
+        tmp_path, waka.url, HEARTBEAT_AGENT_HEARTBEATS__AUTOSAVE_INTERVAL="0.5", **SHORT_HOLD
     )
     home = Path(env["HOME"])
     with AgentProcess(env, repo) as agent:

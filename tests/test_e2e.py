@@ -1,4 +1,5 @@
-"""End to end: `agent run` as a subprocess, a real git repo, a real watcher, the fake server."""
+"""End to end: `agent run` as a subprocess, a real git repo, a real watcher, the fake server.
+The first test keeps every default; the others hold a save only briefly (SHORT_HOLD)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from agentproc import AgentProcess, agent_env, git_repo
+from agentproc import SHORT_HOLD, AgentProcess, agent_env, git_repo
 from wakaserver import FakeWakaTime
 
 
@@ -39,7 +40,7 @@ def test_server_down_at_first_then_up(tmp_path: Path) -> None:
     port = FakeWakaTime.reserve_port()
     server = FakeWakaTime(port=port)
     repo = git_repo(tmp_path / "repo")
-    with AgentProcess(agent_env(tmp_path, server.url), repo) as agent:
+    with AgentProcess(agent_env(tmp_path, server.url, **SHORT_HOLD), repo) as agent:
         (repo / "main.go").write_text("package main\n")
         agent.wait_for_log("cannot reach")  # the first attempt failed: nothing listens
         with server:
@@ -51,7 +52,7 @@ def test_server_down_at_first_then_up(tmp_path: Path) -> None:
 
 def test_sigint_stops_cleanly_and_the_queue_survives(tmp_path: Path, waka: FakeWakaTime) -> None:
     repo = git_repo(tmp_path / "repo")
-    env = agent_env(tmp_path, waka.url, api_key=None)  # no key: record locally only
+    env = agent_env(tmp_path, waka.url, api_key=None, **SHORT_HOLD)  # no key: record locally
     with AgentProcess(env, repo, "--verbose") as agent:
         agent.wait_for_log("no API key configured")  # said at start, before any activity
         (repo / "a.rs").write_text("fn main() {}\n")
@@ -71,7 +72,7 @@ def test_sigint_stops_cleanly_and_the_queue_survives(tmp_path: Path, waka: FakeW
 def test_the_agents_own_files_never_count(tmp_path: Path, waka: FakeWakaTime) -> None:
     """Watching a folder that holds the agent's database (e.g. the home folder)."""
     home = git_repo(tmp_path / "home-as-repo")
-    env = agent_env(tmp_path, waka.url)
+    env = agent_env(tmp_path, waka.url, **SHORT_HOLD)
     env["HEARTBEAT_AGENT_QUEUE__PATH"] = str(home / "state" / "heartbeats.sqlite3")
     with AgentProcess(env, home) as agent:
         (home / "one.py").write_text("x = 1\n")

@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from agentproc import AgentProcess, agent_env, git_repo
+from agentproc import SHORT_HOLD, AgentProcess, agent_env, git_repo
 from test_ops import cli, cli_json, heartbeat, send, workdir
 from wakaserver import FakeWakaTime
 
@@ -24,7 +24,7 @@ def test_a_new_key_and_new_roots_apply_and_the_queue_is_kept(tmp_path: Path) -> 
     with FakeWakaTime(api_key="waka_new_key") as waka:
         env = agent_env(tmp_path, waka.url, api_key=None, **config(settings, "waka_old_key", first))
         # The watcher's heartbeat leaves at once, not a minute later for plugins' late reports.
-        env["HEARTBEAT_AGENT_HEARTBEATS__PLUGIN_WAIT"] = "0"
+        env.update(SHORT_HOLD, HEARTBEAT_AGENT_HEARTBEATS__PLUGIN_WAIT="0")
         with AgentProcess(env, workdir(tmp_path)) as agent:
             send(env, [heartbeat(f"/code/f{i}.py", now - 100 + i) for i in range(30)])
             agent.wait_for_log("delivery paused")  # the old key is refused: all stay queued
@@ -52,7 +52,9 @@ def test_a_broken_configuration_is_refused_and_the_old_one_kept(
 ) -> None:
     repo = git_repo(tmp_path / "repo")
     settings = tmp_path / "agent.toml"
-    env = agent_env(tmp_path, waka.url, api_key=None, **config(settings, "waka_test_key", repo))
+    env = agent_env(
+        tmp_path, waka.url, api_key=None, **config(settings, "waka_test_key", repo), **SHORT_HOLD
+    )
     with AgentProcess(env, workdir(tmp_path)) as agent:
         settings.write_text("[api]\ntimeout = -5\n")
         agent.proc.send_signal(signal.SIGHUP)

@@ -193,7 +193,9 @@ class _RedirectHandler(BaseHTTPRequestHandler):
 def redirect_to_other_host(waka: FakeWakaTime) -> Iterator[Redirector]:
     # The fake listens on 127.0.0.1; "localhost" is another host name for the client.
     redirector = Redirector(f"http://localhost:{waka.port}")
-    threading.Thread(target=redirector.serve_forever, daemon=True).start()
+    threading.Thread(
+        target=redirector.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+    ).start()
     yield redirector
     redirector.shutdown()
     redirector.server_close()

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from agentproc import AGENT, AgentProcess, agent_env, git_repo
+from agentproc import AGENT, SHORT_HOLD, AgentProcess, agent_env, git_repo
 
 from agent.pipeline.destinations import DEFAULT
 from agent.pipeline.heartbeat import Heartbeat
@@ -166,7 +166,7 @@ def test_config_show_names_oauth_when_logged_in(tmp_path: Path) -> None:
 
 
 def test_status_says_a_delivery_error_once(tmp_path: Path) -> None:
-    env = agent_env(tmp_path, "http://127.0.0.1:9/api/v1")
+    env = agent_env(tmp_path, "http://127.0.0.1:9/api/v1", **SHORT_HOLD)
     repo = git_repo(tmp_path / "repo")
     with AgentProcess(env, repo) as agent:
         (repo / "a.py").write_text("x = 1\n")

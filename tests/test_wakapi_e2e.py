@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from agentproc import AGENT, WAKATIME_CLI, AgentProcess, agent_env, git_repo
+from agentproc import AGENT, SHORT_HOLD, WAKATIME_CLI, AgentProcess, agent_env, git_repo
 from wakapi import MAX_AGE_HOURS, Wakapi, seconds_by_name
 
 # Wakapi's default heartbeats timeout: a longer gap is a break.
@@ -44,11 +44,7 @@ class Beat(NamedTuple):
 def env_for(tmp_path: Path, api_url: str | None, key: str | None, **extra: str) -> dict[str, str]:
     """An isolated agent whose watcher lets a save through after 0.3 s of quiet (not 2 s), and
     holds it 0.5 s (not 60 s) for a plugin's late heartbeat of the same save."""
-    quick = {
-        "HEARTBEAT_AGENT_HEARTBEATS__DEBOUNCE_SECONDS": "0.3",
-        "HEARTBEAT_AGENT_HEARTBEATS__STORM_WINDOW": "0.3",
-        "HEARTBEAT_AGENT_HEARTBEATS__PLUGIN_WAIT": "0.5",
-    }
+    quick = {**SHORT_HOLD, "HEARTBEAT_AGENT_HEARTBEATS__PLUGIN_WAIT": "0.5"}
     return agent_env(tmp_path, api_url, api_key=key, **quick, **extra)
 
 

@@ -11,13 +11,14 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from agentproc import AGENT, WAKATIME_CLI, AgentProcess, agent_env, git_repo
+from agentproc import AGENT, SHORT_HOLD, WAKATIME_CLI, AgentProcess, agent_env, git_repo
 from test_compat_command import run_cli
 from wakaserver import FakeWakaTime
 
 # With ~/.wakatime.cfg present the watcher's saves wait for plugins' late reports
-# (agent.sources.policy, plugin_wait); these tests are about the cfg, not that wait.
-NO_PLUGIN_WAIT = {"HEARTBEAT_AGENT_HEARTBEATS__PLUGIN_WAIT": "0"}
+# (agent.sources.policy, plugin_wait), after the watcher's hold; these tests are about the
+# cfg, not those waits.
+SAVES_AT_ONCE = {"HEARTBEAT_AGENT_HEARTBEATS__PLUGIN_WAIT": "0", **SHORT_HOLD}
 
 
 def lan_url(waka: FakeWakaTime) -> str:
@@ -45,7 +46,7 @@ def test_a_lan_http_url_and_quoted_key_in_wakatime_cfg_just_work(
     tmp_path: Path, waka: FakeWakaTime
 ) -> None:
     repo = git_repo(tmp_path / "shop")
-    env = agent_env(tmp_path, api_key=None, **NO_PLUGIN_WAIT)
+    env = agent_env(tmp_path, api_key=None, **SAVES_AT_ONCE)
     (tmp_path / "home" / ".wakatime.cfg").write_text(
         f"[settings]\napi_key = \"{waka.api_key}\"\napi_url = '{lan_url(waka)}'\n"
     )
@@ -106,7 +107,7 @@ def test_a_key_written_to_wakatime_cfg_resumes_a_watcher_only_daemon(
 ) -> None:
     """No SIGHUP, no plugin: the daemon notices the file changed."""
     repo = git_repo(tmp_path / "shop")
-    env = agent_env(tmp_path, waka.url, api_key=None, **NO_PLUGIN_WAIT)
+    env = agent_env(tmp_path, waka.url, api_key=None, **SAVES_AT_ONCE)
     with AgentProcess(env, repo) as daemon:
         daemon.wait_for_log("delivery paused: no API key")
         (repo / "cart.py").write_text("a = 1\n")
@@ -166,7 +167,7 @@ def test_the_watcher_and_plugins_honour_the_cfgs_privacy_rules(
 ) -> None:
     """One place applies them: a save the watcher sees and a plugin's heartbeat alike."""
     repo = git_repo(tmp_path / "shop", branch="secret-branch")
-    env = agent_env(tmp_path, waka.url, **NO_PLUGIN_WAIT)
+    env = agent_env(tmp_path, waka.url, **SAVES_AT_ONCE)
     (tmp_path / "home" / ".wakatime.cfg").write_text(
         "[settings]\nhide_file_names = true\nexclude =\n    /private/\n"
     )

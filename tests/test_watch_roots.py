@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from agentproc import AGENT, AgentProcess, agent_env, git_repo
+from agentproc import AGENT, SHORT_HOLD, AgentProcess, agent_env, git_repo
 from wakaserver import FakeWakaTime
 
 from agent.sources.watch_roots import plan_watch
@@ -99,7 +99,7 @@ def wait_until(check, timeout: float = 20.0):  # type: ignore[no-untyped-def]
 def test_agent_run_in_the_home_folder_watches_only_its_code(
     tmp_path: Path, waka: FakeWakaTime
 ) -> None:
-    env = agent_env(tmp_path, waka.url)  # no watch paths; started in $HOME as a service is
+    env = agent_env(tmp_path, waka.url, **SHORT_HOLD)  # no watch paths; started in $HOME
     home = Path(env["HOME"])
     app = git_repo(home / "code" / "app")
     with AgentProcess(env, home) as agent:
@@ -125,7 +125,7 @@ def test_agent_run_in_the_home_folder_watches_only_its_code(
 def test_watch_folders_created_after_start_are_picked_up(
     tmp_path: Path, waka: FakeWakaTime
 ) -> None:
-    env = agent_env(tmp_path, waka.url, HEARTBEAT_AGENT_WATCH__RESCAN_INTERVAL="0.1")
+    env = agent_env(tmp_path, waka.url, HEARTBEAT_AGENT_WATCH__RESCAN_INTERVAL="0.1", **SHORT_HOLD)
     home = Path(env["HOME"])
     later = home / "later"
     env["HEARTBEAT_AGENT_WATCH__PATHS"] = f"{later},~"  # one plain string, two paths

@@ -1,6 +1,6 @@
 """Who wrote a file, through the real daemon: a git checkout makes no heartbeat and one log
 line, `agent why` tells each file's fate, and a real Vim with a plugin that reports its saves
-the way vim-wakatime does (in a batch, 30 s later) is counted once, not once more by the
+the way vim-wakatime does (in a batch, seconds later) is counted once, not once more by the
 watcher."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-from agentproc import AGENT, WAKATIME_CLI, AgentProcess, agent_env, git_repo
+from agentproc import AGENT, SHORT_HOLD, WAKATIME_CLI, AgentProcess, agent_env, git_repo
 from wakaserver import FakeWakaTime
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
@@ -33,8 +33,11 @@ def test_a_checkout_is_no_coding_and_why_says_so(tmp_path: Path, waka: FakeWakaT
     (repo / "lib.py").write_text("two\n")
     subprocess.run([*GIT, "commit", "-qam", "two"], cwd=repo, check=True)
     subprocess.run([*GIT, "checkout", "-q", "main"], cwd=repo, check=True)
-    # A short throttle spacing: the operation is reported over (its log line) seconds later.
-    env = agent_env(tmp_path, waka.url, HEARTBEAT_AGENT_HEARTBEATS__AUTOSAVE_INTERVAL="3")
+    # A short hold and throttle spacing: the operation is reported over (its log line) when
+    # no held write can still be its, about vcs_grace + spacing + storm window after it.
+    env = agent_env(
+        tmp_path, waka.url, HEARTBEAT_AGENT_HEARTBEATS__AUTOSAVE_INTERVAL="1", **SHORT_HOLD
+    )
     with AgentProcess(env, repo) as agent:
         (repo / "app.py").write_text("print(1)\n")  # the person's save
         [saved] = waka.wait_for(1, timeout=15)
@@ -66,11 +69,14 @@ def test_why_without_a_daemon_says_so(tmp_path: Path) -> None:
 # a buffer (a save: `is_write`, the time of the save); the buffer is sent once more than 30 s
 # passed since the last send, at the next event, and when Vim quits (QuitPre): the first
 # heartbeat on the command line, the rest as JSON on the job's stdin (--extra-heartbeats).
+# Here the batch waits $BATCH_SECONDS: any wait longer than the watcher's hold of a write
+# (2 s) and shorter than the daemon's plugin_wait (60 s) is the same late report as 30 s.
 PLUGIN_SCRIPT = r"""
 set nocompatible
 set shell=sh shellcmdflag=-c
 let s:buffer = []
 let s:last_sent = localtime()
+let s:batch = str2nr($BATCH_SECONDS)
 
 function! s:Append(is_write) abort
   call add(s:buffer, {'entity': expand('%:p'), 'time': localtime(), 'is_write': a:is_write})
@@ -102,7 +108,7 @@ endfunction
 
 function! s:Activity(is_write) abort
   call s:Append(a:is_write)
-  if localtime() - s:last_sent > 30
+  if localtime() - s:last_sent > s:batch
     call s:Send()
   endif
 endfunction
@@ -113,9 +119,9 @@ edit $FILE
 call s:Activity(v:false)
 call setline(1, ['x = 1'])
 write
-" the person keeps editing for half a minute; the next event sends the buffer
-while localtime() - s:last_sent <= 30
-  sleep 500m
+" the person keeps editing past the batch time; the next event sends the buffer
+while localtime() - s:last_sent <= s:batch
+  sleep 100m
 endwhile
 call setline(2, ['y = 2'])
 write
@@ -139,7 +145,7 @@ def test_a_plugins_late_report_of_a_save_is_the_only_heartbeat_of_it(
         subprocess.run(
             [vim, "-N", "-u", "NONE", "-i", "NONE", "-n", "-es", "-S", str(script)],
             env={**env, "WAKATIME_CLI": WAKATIME_CLI, "FILE": str(source),
-                 "PATH": os.environ["PATH"]},
+                 "PATH": os.environ["PATH"], "BATCH_SECONDS": "6"},
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=120,

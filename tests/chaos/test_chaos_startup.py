@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agentproc import AGENT, AgentProcess, agent_env
+from agentproc import AGENT, SHORT_HOLD, AgentProcess, agent_env
 from diskfull import fill, small_disk
 from support import ask, database_of, make_heartbeats, send, wait_until
 from wakaserver import FakeWakaTime
@@ -155,7 +155,7 @@ def test_the_inotify_watch_limit_watches_what_fits_and_says_so(
     for index in range(10):
         (workdir / f"pkg{index}").mkdir()
     with FakeWakaTime() as waka:
-        env = agent_env(tmp_path, waka.url, HEARTBEAT_AGENT_HEARTBEATS__DEBOUNCE_SECONDS="0.1")
+        env = agent_env(tmp_path, waka.url, **SHORT_HOLD)
         with AgentProcess(env, workdir, prefix=in_namespace(limit, 5)) as agent:
             status = ask(env, "status")
             assert status["watching"] == [str(workdir)]  # the root and four folders fit
