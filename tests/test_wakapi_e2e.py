@@ -141,6 +141,7 @@ def test_a_scripted_session_reaches_wakapi(tmp_path: Path, wakapi: Wakapi) -> No
     with AgentProcess(env, shop, "--verbose") as agent:
         assert plugin_sends(env, morning) == [0, 0, 0]
         wakapi.wait_for(key, day_of(day), len(morning))
+        flush(env)  # Wakapi may show a batch before the agent has its answer: wait for that
 
         wakapi.stop()  # an hour offline: the plugins' heartbeats wait in the queue
         assert set(plugin_sends(env, offline_hour)) <= {0, 112}
