@@ -16,7 +16,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent import __version__
 from agent.autostart import hold_instance_lock
@@ -38,6 +38,9 @@ from agent.sources.offline_adopt import OFFLINE_CHECK_INTERVAL, OfflineAdoption
 from agent.sources.requests import PluginRequests, Reports
 from agent.tasks import BackgroundTasks
 from agent.wakatime_cli import cfg as wakatime_cfg
+
+if TYPE_CHECKING:  # imported when enabled: it loads its parsers and watchdog observer
+    from agent.sources.ai.source import AiActivitySource
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +71,7 @@ class Daemon:
         self.ready = asyncio.Event()  # set once every component has started
         self._reloading = asyncio.Lock()
         self._instance_lock: int | None = None
-        self.ai: Any = None  # the AI-transcript source, when enabled
+        self.ai: AiActivitySource | None = None  # the AI-transcript source, when enabled
 
     # -- lifecycle --------------------------------------------------------------------
 

@@ -42,3 +42,12 @@ def require_tools(*commands: str) -> None:
     missing = [command for command in commands if shutil.which(command) is None]
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed (scripts/test installs it)")
+
+
+@pytest.fixture
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """For a daemon in-process: no ~/.wakatime.cfg of the machine's, no home to watch."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("WAKATIME_HOME", str(home))

@@ -51,6 +51,12 @@ class Harness:
             plugins_in_use=plugins_in_use,
         )
 
+    async def save(self, path: Path, text: str) -> None:
+        """Write `path` and wait until the policy holds the write."""
+        path.write_text(text)
+        await self.activity.caught_up()
+        assert self.activity.policy.holds(str(path))
+
 
 @pytest.fixture
 def code(tmp_path: Path) -> Path:
@@ -65,9 +71,7 @@ def test_a_save_is_one_heartbeat_once_its_quiet_period_ends(tmp_path: Path, code
 
     async def test() -> None:
         await h.activity.start()
-        path.write_text("print(1)\n")
-        await h.activity.caught_up()
-        assert h.activity.policy.holds(str(path))
+        await h.save(path, "print(1)\n")
         assert h.activity.flush() == []  # still in its quiet period
         h.clock.now += 2.5
         sent = h.activity.flush()
@@ -86,9 +90,7 @@ def test_stopping_hands_over_what_the_policy_still_holds(tmp_path: Path, code: P
 
     async def test() -> None:
         await h.activity.start()
-        path.write_text("x = 1\n")
-        await h.activity.caught_up()
-        assert h.activity.policy.holds(str(path))
+        await h.save(path, "x = 1\n")
         await h.activity.stop()
 
     run(test)
@@ -101,9 +103,7 @@ def test_a_save_a_plugin_reports_is_not_counted_twice(tmp_path: Path, code: Path
 
     async def test() -> None:
         await h.activity.start()
-        path.write_text("y = 2\n")
-        await h.activity.caught_up()
-        assert h.activity.policy.holds(str(path))
+        await h.save(path, "y = 2\n")
         h.activity.plugin_heartbeat(str(path), h.clock.now)
         h.clock.now += 3600
         h.activity.flush()
@@ -120,9 +120,7 @@ def test_why_names_the_ignore_rule_and_the_decision(tmp_path: Path, code: Path) 
 
     async def test() -> dict[str, Any]:
         await h.activity.start()
-        counted.write_text("z = 3\n")
-        await h.activity.caught_up()
-        assert h.activity.policy.holds(str(counted))
+        await h.save(counted, "z = 3\n")
         h.clock.now += 60
         h.activity.flush()
         answers = {
@@ -172,9 +170,7 @@ def test_a_rescan_watches_a_configured_folder_created_since(tmp_path: Path) -> N
         later.mkdir()
         assert await h.activity.rescan() is True
         assert await h.activity.rescan() is False  # the same plan: no restart
-        (later / "a.py").write_text("a\n")
-        await h.activity.caught_up()
-        assert h.activity.policy.holds(str(later / "a.py"))
+        await h.save(later / "a.py", "a\n")
         await h.activity.stop()
 
     run(test)
@@ -208,9 +204,7 @@ def test_a_git_checkout_is_not_coding(tmp_path: Path, code: Path) -> None:
         h.clock.now += 600
         h.activity.flush()
         assert h.sunk == []
-        saved.write_text("v = 'by hand'\n")
-        await h.activity.caught_up()
-        assert h.activity.policy.holds(str(saved))
+        await h.save(saved, "v = 'by hand'\n")
         h.clock.now += 600
         h.activity.flush()
         await h.activity.stop()
