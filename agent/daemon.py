@@ -61,8 +61,12 @@ class Daemon:
         *,
         reload: Callable[[], Settings] | None = None,
         clock: Callable[[], float] = time.time,
+        handle_signals: bool = True,
     ) -> None:
+        """`handle_signals`: SIGTERM/SIGINT stop it and SIGHUP reloads it (only a daemon on
+        the main thread can take them; one embedded elsewhere is stopped with `stop()`)."""
         self.settings = settings
+        self.handle_signals = handle_signals
         self._reload_settings = reload or (lambda: load_settings(settings.config_file))
         self.clock = clock
         self.started = clock()
@@ -88,9 +92,10 @@ class Daemon:
             text = str(exc) if isinstance(exc, StoreError | OSError) else f"{where}: {exc}"
             raise StartupError(f"cannot start: {text}") from exc
         try:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self._stop.set)
-            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+            if self.handle_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, self._stop.set)
+                loop.add_signal_handler(signal.SIGHUP, self.request_reload)
             notify_systemd("READY=1")
             log.info("heartbeat-agent %s ready (pid %d)", __version__, os.getpid())
             self.ready.set()

@@ -1,12 +1,15 @@
-"""The whole daemon in-process: `Daemon(settings).serve()` on the test's own event loop, with
-its real socket, store, watcher and delivery; requests go over the real socket from a thread.
-Use it with conftest's `isolated_home` (HOME and WAKATIME_HOME in the test's folder)."""
+"""The whole daemon in-process: `Daemon(settings).serve()` with its real socket, store,
+watcher and delivery, on the test's own event loop (`with_daemon`) or on one of its own
+thread (`serving_in_thread`, for tests that talk to its socket synchronously). Use it with
+conftest's `isolated_home` (HOME and WAKATIME_HOME in the test's folder)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +46,7 @@ def with_daemon(
 
     async def main() -> Any:
         daemon = Daemon(settings, reload=reload)
-        serving = asyncio.create_task(daemon.serve())
-        ready = asyncio.create_task(daemon.ready.wait())
-        await asyncio.wait([serving, ready], return_when=asyncio.FIRST_COMPLETED)
-        if serving.done():
-            serving.result()  # it failed to start: say why
+        serving = await started(daemon)
         try:
             return await test(daemon)
         finally:
@@ -55,6 +54,53 @@ def with_daemon(
             await asyncio.wait_for(serving, 15)
 
     return asyncio.run(main())
+
+
+async def started(daemon: Daemon) -> asyncio.Task[None]:
+    """Start serving; return once every component runs (or raise why it could not)."""
+    serving = asyncio.create_task(daemon.serve())
+    ready = asyncio.create_task(daemon.ready.wait())
+    await asyncio.wait([serving, ready], return_when=asyncio.FIRST_COMPLETED)
+    if serving.done():
+        ready.cancel()
+        serving.result()
+    return serving
+
+
+@contextlib.contextmanager
+def serving_in_thread(settings: Settings) -> Iterator[Daemon]:
+    """The daemon on an event loop of its own thread, until the block ends; a failure to
+    start or to stop is raised here."""
+    daemon = Daemon(settings, handle_signals=False)
+    up = threading.Event()
+    failed: list[BaseException] = []
+
+    async def main() -> None:
+        serving = await started(daemon)
+        up.set()
+        await serving
+
+    def run() -> None:
+        try:
+            asyncio.run(main())
+        except BaseException as exc:
+            failed.append(exc)
+        finally:
+            up.set()
+
+    thread = threading.Thread(target=run, name="daemon")
+    thread.start()
+    up.wait(30)
+    try:
+        if failed:
+            raise failed[0]
+        yield daemon
+    finally:
+        if not failed:
+            daemon.stop()
+        thread.join(30)
+    if failed:
+        raise failed[0]
 
 
 def ask(settings: Settings, message: dict[str, Any]) -> Any:

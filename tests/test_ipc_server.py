@@ -1,4 +1,6 @@
-"""The daemon's socket (DESIGN §3): a real `agent run` subprocess, real Unix sockets."""
+"""The daemon's socket (DESIGN §3), over real Unix sockets: served by a daemon in-process
+(tests/inprocess.py) where the socket is the subject, by `agent run` where the process is
+(it dies, a second one starts)."""
 
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ from pathlib import Path
 
 import pytest
 from agentproc import AGENT, AgentProcess, agent_env, git_repo
+from inprocess import serving_in_thread
 from wakaserver import FakeWakaTime
 
+from agent.config import ApiSettings, IpcSettings, QueueSettings, Settings, WatchSettings
 from agent.ipc.client import IpcClient
 from agent.ipc.protocol import MAX_LINE, ProtocolError, decode_request
 
@@ -24,28 +28,44 @@ NOW = time.time()
 
 
 class Daemon:
-    """A running daemon, its environment and its socket path."""
+    """A running daemon: the environment `agent` commands need to reach it, its folder and
+    its socket."""
 
-    def __init__(self, process: AgentProcess, env: dict[str, str], repo: Path) -> None:
-        self.process = process
+    def __init__(self, env: dict[str, str], repo: Path) -> None:
         self.env = env
         self.repo = repo
         self.socket = Path(env["XDG_RUNTIME_DIR"]) / "heartbeat-agent" / "agent.sock"
         self.database = Path(env["HEARTBEAT_AGENT_QUEUE__PATH"])
+        self.pid = os.getpid()
 
     def client(self) -> IpcClient:
         return IpcClient(self.socket, timeout=20)
 
 
 @pytest.fixture
-def daemon(tmp_path: Path, waka: FakeWakaTime) -> Iterator[Daemon]:
+def daemon(
+    tmp_path: Path,
+    waka: FakeWakaTime,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> Iterator[Daemon]:
+    """A daemon in-process, watching a git repository, where `agent_env` puts it."""
     repo = git_repo(tmp_path / "shop", branch="feature/cart")
     (repo / "cart.py").write_text("import os\n\nprint(os.sep)\n")
     env = agent_env(tmp_path, waka.url)
-    with AgentProcess(env, repo) as process:
-        yield Daemon(process, env, repo)
-        assert process.stop() == 0
-    assert "Traceback" not in process.log
+    running = Daemon(env, repo)
+    for name in ("HOME", "XDG_RUNTIME_DIR", "XDG_DATA_HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.setenv(name, env[name])
+    monkeypatch.delenv("WAKATIME_HOME", raising=False)
+    settings = Settings(
+        api=ApiSettings(url=waka.url, key=env["HEARTBEAT_AGENT_API__KEY"]),
+        watch=WatchSettings(paths=[str(repo)]),
+        queue=QueueSettings(path=running.database),
+        ipc=IpcSettings(socket=running.socket),
+    )
+    with serving_in_thread(settings):
+        yield running
+    assert [record.getMessage() for record in caplog.records if record.exc_info] == []
 
 
 def raw(daemon: Daemon) -> socket.socket:
@@ -85,7 +105,7 @@ def test_ping_echoes_the_id_and_answers_in_order(daemon: Daemon) -> None:
 
     assert [a["id"] for a in answers] == [1, "two", [3]]
     assert all(a["ok"] for a in answers)
-    assert answers[0]["pid"] == daemon.process.proc.pid
+    assert answers[0]["pid"] == daemon.pid
     assert answers[1]["watching"] == [str(daemon.repo)]
 
 
@@ -279,7 +299,7 @@ def test_a_second_daemon_refuses_to_start(daemon: Daemon) -> None:
     assert "already running" in second.stderr
     assert "Traceback" not in second.stderr
     with daemon.client() as client:  # the first one is untouched
-        assert client.request({"op": "ping"})["pid"] == daemon.process.proc.pid
+        assert client.request({"op": "ping"})["pid"] == daemon.pid
 
 
 def test_a_deep_pipeline_with_an_oversize_line_then_eof_is_answered_in_order(
