@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from agent.commands.common import TIMED_FORMAT
 from agent.config import (
     ApiSettings,
     HeartbeatSettings,
@@ -20,6 +25,7 @@ from agent.config import (
     QueueSettings,
     Settings,
     WatchSettings,
+    load_settings,
 )
 from agent.daemon import Daemon
 from agent.ipc.client import IpcClient
@@ -115,3 +121,80 @@ def ask(settings: Settings, message: dict[str, Any]) -> Any:
 
 def heartbeat(entity: str, **fields: Any) -> dict[str, Any]:
     return {"entity": entity, "type": "file", "time": time.time(), **fields}
+
+
+class InProcessAgent:
+    """`agent run` as tests/agentproc.AgentProcess drives it (an environment, a folder to
+    start in, its log lines, `wait_for_log`, `stop`), served in this process instead: the
+    settings are loaded from `env` as the command loads them, the daemon runs on a thread of
+    its own. For tests about what the daemon does, not about its process (signals, exit
+    codes, kill -9 keep `agent run`)."""
+
+    def __init__(self, env: dict[str, str], cwd: Path | str, monkeypatch: pytest.MonkeyPatch):
+        self.env = env
+        self.cwd = cwd
+        self.monkeypatch = monkeypatch
+        self.pid = os.getpid()
+        self.lines: list[str] = []
+        self._logged = threading.Condition()
+        self._handler = _Lines(self)
+        self._serving: contextlib.ExitStack | None = None
+
+    def start(self) -> InProcessAgent:
+        for name in list(os.environ):
+            if name.startswith(("HEARTBEAT_AGENT_", "WAKATIME_", "XDG_")) and name not in self.env:
+                self.monkeypatch.delenv(name)
+        for name, value in self.env.items():
+            self.monkeypatch.setenv(name, value)
+        self.monkeypatch.chdir(self.cwd)  # where `agent run` starts: watched with no paths
+        settings = load_settings()
+        logger = logging.getLogger("agent")
+        self._serving = contextlib.ExitStack()
+        self._serving.callback(logger.setLevel, logger.level)
+        self._serving.callback(logger.removeHandler, self._handler)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(self._handler)
+        self._serving.enter_context(serving_in_thread(settings))
+        return self
+
+    def wait_for_log(self, text: str, timeout: float = 20.0, count: int = 1) -> str:
+        """Block until `count` log lines containing text appeared; the last of them."""
+        with self._logged:
+            if not self._logged.wait_for(
+                lambda: sum(text in line for line in self.lines) >= count, timeout
+            ):
+                raise AssertionError(f"no log line with {text!r} within {timeout}s:\n{self.log}")
+            return [line for line in self.lines if text in line][count - 1]
+
+    def stop(self) -> int:
+        """Stop every component; 0, as `agent run` exits (a failure to stop is raised)."""
+        if self._serving is not None:
+            serving, self._serving = self._serving, None
+            serving.close()
+        return 0
+
+    @property
+    def log(self) -> str:
+        with self._logged:
+            return "\n".join(self.lines)
+
+    def __enter__(self) -> InProcessAgent:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+class _Lines(logging.Handler):
+    """The agent's log records as `agent run` writes them, for one InProcessAgent."""
+
+    def __init__(self, agent: InProcessAgent) -> None:
+        super().__init__(logging.INFO)
+        self.agent = agent
+        self.setFormatter(logging.Formatter(TIMED_FORMAT))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = self.format(record)
+        with self.agent._logged:
+            self.agent.lines.extend(line.splitlines())
+            self.agent._logged.notify_all()

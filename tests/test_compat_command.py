@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from agentproc import AGENT, WAKATIME_CLI, AgentProcess, agent_env, git_repo
+from inprocess import InProcessAgent
 from wakaserver import FakeWakaTime
 
 from agent.ipc.server import MAX_CONNECTIONS
@@ -92,10 +93,9 @@ def setup(tmp_path: Path, waka: FakeWakaTime) -> Setup:
 
 
 @pytest.fixture
-def daemon(setup: Setup) -> Iterator[AgentProcess]:
-    with AgentProcess(setup.env, setup.repo) as process:
-        yield process
-        assert process.stop() == 0
+def daemon(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcessAgent]:
+    with InProcessAgent(setup.env, setup.repo, monkeypatch) as agent:
+        yield agent
 
 
 def saved(path: Path) -> str:
@@ -109,7 +109,7 @@ def vim_argv(entity: Path, *more: str) -> list[str]:
 
 
 def test_heartbeat_with_extras_through_the_daemon_is_silent(
-    setup: Setup, daemon: AgentProcess, waka: FakeWakaTime
+    setup: Setup, daemon: InProcessAgent, waka: FakeWakaTime
 ) -> None:
     entity = setup.repo / "cart.py"
     extras = [
@@ -154,17 +154,18 @@ def test_no_daemon_and_no_key_exits_104(tmp_path: Path, key: list[str], code: in
 
 
 @pytest.fixture
-def keyless(setup: Setup) -> Iterator[tuple[Setup, AgentProcess]]:
+def keyless(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Setup, InProcessAgent]]:
     """A daemon started with no API key at all (its delivery paused for want of one)."""
     setup.env.pop("HEARTBEAT_AGENT_API__KEY")
-    with AgentProcess(setup.env, setup.repo) as process:
-        process.wait_for_log("delivery paused: no API key")
-        yield setup, process
-        assert process.stop() == 0
+    with InProcessAgent(setup.env, setup.repo, monkeypatch) as agent:
+        agent.wait_for_log("delivery paused: no API key")
+        yield setup, agent
 
 
 def test_daemon_without_a_key_says_104_until_the_plugin_writes_one(
-    keyless: tuple[Setup, AgentProcess], waka: FakeWakaTime
+    keyless: tuple[Setup, InProcessAgent], waka: FakeWakaTime
 ) -> None:
     """What VS Code does on 104: ask its user for a key, write it to ~/.wakatime.cfg, go on.
     The daemon reads the file again and delivers everything it kept."""
@@ -185,7 +186,7 @@ def test_daemon_without_a_key_says_104_until_the_plugin_writes_one(
 
 
 def test_a_plugins_key_serves_a_daemon_that_has_none_and_is_never_logged(
-    keyless: tuple[Setup, AgentProcess], waka: FakeWakaTime
+    keyless: tuple[Setup, InProcessAgent], waka: FakeWakaTime
 ) -> None:
     """VS Code passes --key when WAKATIME_API_KEY is set in the editor's environment only."""
     setup, daemon = keyless
@@ -200,7 +201,7 @@ def test_a_plugins_key_serves_a_daemon_that_has_none_and_is_never_logged(
 
 
 def test_the_daemons_own_key_wins_over_a_plugins(
-    setup: Setup, daemon: AgentProcess, waka: FakeWakaTime
+    setup: Setup, daemon: InProcessAgent, waka: FakeWakaTime
 ) -> None:
     entity = setup.repo / "cart.py"
 
@@ -214,7 +215,7 @@ def test_the_daemons_own_key_wins_over_a_plugins(
 
 
 def test_with_every_connection_taken_the_command_queues_offline(
-    setup: Setup, daemon: AgentProcess, waka: FakeWakaTime
+    setup: Setup, daemon: InProcessAgent, waka: FakeWakaTime
 ) -> None:
     """A daemon at MAX_CONNECTIONS turns a plugin away before reading a byte: its
     heartbeat goes into the queue directly, as with no daemon, and is delivered later."""
@@ -240,7 +241,7 @@ def test_with_every_connection_taken_the_command_queues_offline(
 
 
 def test_daemon_waiting_to_retry_the_server_says_112(
-    setup: Setup, daemon: AgentProcess, waka: FakeWakaTime
+    setup: Setup, daemon: InProcessAgent, waka: FakeWakaTime
 ) -> None:
     entity = setup.repo / "cart.py"
     waka.fail_next(count=1, status=503)
@@ -269,7 +270,7 @@ def test_a_broken_config_still_queues_the_heartbeat(tmp_path: Path) -> None:
 
 
 def test_an_invalid_main_heartbeat_exits_1_but_its_extras_count(
-    setup: Setup, daemon: AgentProcess, waka: FakeWakaTime
+    setup: Setup, daemon: InProcessAgent, waka: FakeWakaTime
 ) -> None:
     extra = saved(setup.root / "extra.txt")
     extras = [{"entity": extra, "time": time.time()}]
@@ -310,7 +311,9 @@ def test_team_and_ai_features_are_answered_harmlessly(setup: Setup, argv: list[s
     assert not Path(setup.env["HEARTBEAT_AGENT_QUEUE__PATH"]).exists()
 
 
-def test_unknown_flags_are_ignored(setup: Setup, daemon: AgentProcess, waka: FakeWakaTime) -> None:
+def test_unknown_flags_are_ignored(
+    setup: Setup, daemon: InProcessAgent, waka: FakeWakaTime
+) -> None:
     entity = saved(setup.root / "u.txt")
     result = run_cli(
         ["--shiny-new-flag", "value", "--entity", entity, "--verbose", "--frobnicate"],
@@ -342,7 +345,7 @@ def test_offline_count_and_print_without_a_daemon(setup: Setup) -> None:
 
 
 def test_offline_count_and_sync_with_a_daemon(
-    setup: Setup, daemon: AgentProcess, waka: FakeWakaTime
+    setup: Setup, daemon: InProcessAgent, waka: FakeWakaTime
 ) -> None:
     run_cli(["--entity", saved(setup.root / "one.txt")], setup.env)
     waka.wait_for(1)
@@ -462,7 +465,7 @@ def probe_imports(setup: Setup) -> Result:
     )
 
 
-def test_the_fast_path_imports_nothing_heavy(setup: Setup, daemon: AgentProcess) -> None:
+def test_the_fast_path_imports_nothing_heavy(setup: Setup, daemon: InProcessAgent) -> None:
     result = probe_imports(setup)
 
     assert (result.stdout, result.stderr) == ("0 []", "")
