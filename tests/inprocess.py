@@ -5,6 +5,7 @@ conftest's `isolated_home` (HOME and WAKATIME_HOME in the test's folder)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from agent.commands.common import TIMED_FORMAT
+from agent.commands.common import TIMED_FORMAT, add_config_option
 from agent.config import (
     ApiSettings,
     HeartbeatSettings,
@@ -130,10 +131,13 @@ class InProcessAgent:
     its own. For tests about what the daemon does, not about its process (signals, exit
     codes, kill -9 keep `agent run`)."""
 
-    def __init__(self, env: dict[str, str], cwd: Path | str, monkeypatch: pytest.MonkeyPatch):
+    def __init__(
+        self, env: dict[str, str], cwd: Path | str, monkeypatch: pytest.MonkeyPatch, *args: str
+    ):
         self.env = env
         self.cwd = cwd
         self.monkeypatch = monkeypatch
+        self.args = args  # agent run's own: --config FILE, --verbose
         self.pid = os.getpid()
         self.lines: list[str] = []
         self._logged = threading.Condition()
@@ -147,14 +151,22 @@ class InProcessAgent:
         for name, value in self.env.items():
             self.monkeypatch.setenv(name, value)
         self.monkeypatch.chdir(self.cwd)  # where `agent run` starts: watched with no paths
-        settings = load_settings()
+        parser = argparse.ArgumentParser(prog="agent run")
+        add_config_option(parser)
+        args = parser.parse_args(self.args)
         logger = logging.getLogger("agent")
         self._serving = contextlib.ExitStack()
         self._serving.callback(logger.setLevel, logger.level)
         self._serving.callback(logger.removeHandler, self._handler)
-        logger.setLevel(logging.INFO)
+        logger.setLevel(logging.WARNING)  # what loading says, before logging is set up
         logger.addHandler(self._handler)
-        self._serving.enter_context(serving_in_thread(settings))
+        try:
+            settings = load_settings(args.config)
+            logger.setLevel(logging.DEBUG if args.verbose else settings.log.level.upper())
+            self._serving.enter_context(serving_in_thread(settings))
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def wait_for_log(self, text: str, timeout: float = 20.0, count: int = 1) -> str:
@@ -189,7 +201,7 @@ class _Lines(logging.Handler):
     """The agent's log records as `agent run` writes them, for one InProcessAgent."""
 
     def __init__(self, agent: InProcessAgent) -> None:
-        super().__init__(logging.INFO)
+        super().__init__()
         self.agent = agent
         self.setFormatter(logging.Formatter(TIMED_FORMAT))
 
