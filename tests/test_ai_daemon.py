@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from agentproc import SHORT_HOLD, WAKATIME_CLI, AgentProcess, agent_env, git_repo
 from aitranscripts import (
     OpencodeStore,
@@ -22,6 +23,7 @@ from aitranscripts import (
     codex_path,
     codex_start,
 )
+from inprocess import InProcessAgent
 from test_compat_command import FAST_PATH_PROBE
 from wakaserver import FakeWakaTime
 
@@ -92,7 +94,7 @@ def test_daemon_follows_transcripts_as_they_grow_and_across_a_restart(
 
 
 def test_sync_ai_activity_without_a_daemon_then_with_one(
-    tmp_path: Path, waka: FakeWakaTime
+    tmp_path: Path, waka: FakeWakaTime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = agent_env(tmp_path, waka.url)
     home = Path(env["HOME"])
@@ -102,7 +104,7 @@ def test_sync_ai_activity_without_a_daemon_then_with_one(
     plugin = ["--plugin", "claude-code-wakatime/3.0.0"]
     assert cli(env, "--sync-ai-activity", *plugin) == 0  # no daemon: read here, queued
     assert cli(env, "--sync-ai-activity", *plugin) == 0  # nothing new: nothing queued twice
-    with AgentProcess(env, tmp_path) as agent:
+    with InProcessAgent(env, tmp_path, monkeypatch) as agent:
         [queued] = waka.wait_for(1, timeout=20)
         append(transcript, [claude_prompt("s", "/w/p", "more", now - 20)])
         assert cli(env, "--sync-ai-activity", *plugin) == 0  # the daemon is nudged
@@ -113,10 +115,10 @@ def test_sync_ai_activity_without_a_daemon_then_with_one(
 
 
 def test_sync_ai_activity_with_a_daemon_imports_nothing_heavy(
-    tmp_path: Path, waka: FakeWakaTime
+    tmp_path: Path, waka: FakeWakaTime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = agent_env(tmp_path, waka.url)
-    with AgentProcess(env, tmp_path):
+    with InProcessAgent(env, tmp_path, monkeypatch):
         probe = subprocess.run(
             [sys.executable, "-c", FAST_PATH_PROBE, "--sync-ai-activity"],
             env=env,
@@ -130,32 +132,34 @@ def test_sync_ai_activity_with_a_daemon_imports_nothing_heavy(
 
 
 def test_sync_ai_disabled_and_the_ai_setting_turn_it_off(
-    tmp_path: Path, waka: FakeWakaTime
+    tmp_path: Path, waka: FakeWakaTime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = agent_env(tmp_path, waka.url)
     home = Path(env["HOME"])
     append(claude_path(home, "/w/p", "s"), [claude_prompt("s", "/w/p", "secret", time.time())])
     (home / ".wakatime.cfg").write_text("[settings]\nsync_ai_disabled = true\n")
     assert cli(env, "--sync-ai-activity") == 0
-    with AgentProcess(env, tmp_path, "--verbose") as agent:
+    with InProcessAgent(env, tmp_path, monkeypatch, "--verbose") as agent:
         agent.wait_for_log("AI coding activity: off")
         assert agent.stop() == 0
     (home / ".wakatime.cfg").write_text("[settings]\n")
     env["HEARTBEAT_AGENT_AI__ENABLED"] = "false"
     assert cli(env, "--sync-ai-activity") == 0
-    with AgentProcess(env, tmp_path, "--verbose") as agent:
+    with InProcessAgent(env, tmp_path, monkeypatch, "--verbose") as agent:
         agent.wait_for_log("AI coding activity: off")
         assert agent.stop() == 0
     assert waka.received == []
 
 
-def test_watcher_tells_ai_writes_from_a_persons(tmp_path: Path, waka: FakeWakaTime) -> None:
+def test_watcher_tells_ai_writes_from_a_persons(
+    tmp_path: Path, waka: FakeWakaTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     repo = git_repo(tmp_path / "repo")
     env = agent_env(
         tmp_path, waka.url, HEARTBEAT_AGENT_HEARTBEATS__AUTOSAVE_INTERVAL="0.5", **SHORT_HOLD
     )
     home = Path(env["HOME"])
-    with AgentProcess(env, repo) as agent:
+    with InProcessAgent(env, repo, monkeypatch) as agent:
         mine = repo / "mine.py"
         mine.write_text("a = 1\n")
         waka.wait_for(1, timeout=20)
@@ -180,14 +184,16 @@ def test_watcher_tells_ai_writes_from_a_persons(tmp_path: Path, waka: FakeWakaTi
     assert "ai_line_changes" not in from_watcher and "human_line_changes" not in from_watcher
 
 
-def test_privacy_settings_apply_to_ai_heartbeats(tmp_path: Path, waka: FakeWakaTime) -> None:
+def test_privacy_settings_apply_to_ai_heartbeats(
+    tmp_path: Path, waka: FakeWakaTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     repo = git_repo(tmp_path / "secret-project")
     env = agent_env(tmp_path, waka.url, HEARTBEAT_AGENT_HEARTBEATS__HIDE_FILE_NAMES="true")
     append(
         claude_path(Path(env["HOME"]), str(repo), "s"),
         [claude_edit("s", str(repo / "payroll.py"), time.time(), "a", "a\nb")],
     )
-    with AgentProcess(env, tmp_path) as agent:
+    with InProcessAgent(env, tmp_path, monkeypatch) as agent:
         [hb] = waka.wait_for(1, timeout=20)
         assert agent.stop() == 0
     assert (hb["entity"], hb["category"], hb["ai_line_changes"]) == ("HIDDEN.py", "ai coding", 1)
@@ -216,13 +222,15 @@ def test_reload_applies_sync_ai_disabled(tmp_path: Path, waka: FakeWakaTime) -> 
     assert len(waka.received) == 2
 
 
-def test_opencode_store_followed_through_its_wal(tmp_path: Path, waka: FakeWakaTime) -> None:
+def test_opencode_store_followed_through_its_wal(
+    tmp_path: Path, waka: FakeWakaTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = agent_env(tmp_path, waka.url)
     repo = git_repo(tmp_path / "web")
     store = OpencodeStore(Path(env["HOME"]), str(repo))
     work = tmp_path / "work"
     work.mkdir()
-    with AgentProcess(env, work) as agent:
+    with InProcessAgent(env, work, monkeypatch) as agent:
         agent.wait_for_log("following AI transcripts in " + env["HOME"] + "/.local/share/opencode")
         now = int(time.time() * 1000)
         edit = {

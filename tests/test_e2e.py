@@ -1,5 +1,6 @@
 """End to end: `agent run` as a subprocess, a real git repo, a real watcher, the fake server.
-The first test keeps every default; the others hold a save only briefly (SHORT_HOLD)."""
+The first test keeps every default; the others hold a save only briefly (SHORT_HOLD). Those
+about what the daemon does, not its process, serve it in-process (tests/inprocess.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 from agentproc import SHORT_HOLD, AgentProcess, agent_env, git_repo
+from inprocess import InProcessAgent
 from wakaserver import FakeWakaTime
 
 
@@ -36,11 +39,11 @@ def test_a_save_becomes_a_delivered_heartbeat(tmp_path: Path, waka: FakeWakaTime
     assert request.headers["timezone"]
 
 
-def test_server_down_at_first_then_up(tmp_path: Path) -> None:
+def test_server_down_at_first_then_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     port = FakeWakaTime.reserve_port()
     server = FakeWakaTime(port=port)
     repo = git_repo(tmp_path / "repo")
-    with AgentProcess(agent_env(tmp_path, server.url, **SHORT_HOLD), repo) as agent:
+    with InProcessAgent(agent_env(tmp_path, server.url, **SHORT_HOLD), repo, monkeypatch) as agent:
         (repo / "main.go").write_text("package main\n")
         agent.wait_for_log("cannot reach")  # the first attempt failed: nothing listens
         with server:
@@ -69,12 +72,14 @@ def test_sigint_stops_cleanly_and_the_queue_survives(tmp_path: Path, waka: FakeW
     assert hb["language"] == "Rust"
 
 
-def test_the_agents_own_files_never_count(tmp_path: Path, waka: FakeWakaTime) -> None:
+def test_the_agents_own_files_never_count(
+    tmp_path: Path, waka: FakeWakaTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Watching a folder that holds the agent's database (e.g. the home folder)."""
     home = git_repo(tmp_path / "home-as-repo")
     env = agent_env(tmp_path, waka.url, **SHORT_HOLD)
     env["HEARTBEAT_AGENT_QUEUE__PATH"] = str(home / "state" / "heartbeats.sqlite3")
-    with AgentProcess(env, home) as agent:
+    with InProcessAgent(env, home, monkeypatch) as agent:
         (home / "one.py").write_text("x = 1\n")
         waka.wait_for(1, timeout=15)
         (home / "two.py").write_text("y = 2\n")  # after the database wrote its first delivery

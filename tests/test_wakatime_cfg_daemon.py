@@ -11,7 +11,9 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
 from agentproc import AGENT, SHORT_HOLD, WAKATIME_CLI, AgentProcess, agent_env, git_repo
+from inprocess import InProcessAgent
 from test_compat_command import run_cli
 from wakaserver import FakeWakaTime
 
@@ -43,14 +45,14 @@ def status(env: dict[str, str]) -> dict:
 
 
 def test_a_lan_http_url_and_quoted_key_in_wakatime_cfg_just_work(
-    tmp_path: Path, waka: FakeWakaTime
+    tmp_path: Path, waka: FakeWakaTime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = git_repo(tmp_path / "shop")
     env = agent_env(tmp_path, api_key=None, **SAVES_AT_ONCE)
     (tmp_path / "home" / ".wakatime.cfg").write_text(
         f"[settings]\napi_key = \"{waka.api_key}\"\napi_url = '{lan_url(waka)}'\n"
     )
-    with AgentProcess(env, repo) as daemon:
+    with InProcessAgent(env, repo, monkeypatch) as daemon:
         (repo / "cart.py").write_text("a = 1\n")
         [received] = waka.wait_for(1)
         assert daemon.stop() == 0
@@ -103,12 +105,12 @@ def test_plain_http_in_the_agents_own_file_needs_the_opt_in(
 
 
 def test_a_key_written_to_wakatime_cfg_resumes_a_watcher_only_daemon(
-    tmp_path: Path, waka: FakeWakaTime
+    tmp_path: Path, waka: FakeWakaTime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No SIGHUP, no plugin: the daemon notices the file changed."""
     repo = git_repo(tmp_path / "shop")
     env = agent_env(tmp_path, waka.url, api_key=None, **SAVES_AT_ONCE)
-    with AgentProcess(env, repo) as daemon:
+    with InProcessAgent(env, repo, monkeypatch) as daemon:
         daemon.wait_for_log("delivery paused: no API key")
         (repo / "cart.py").write_text("a = 1\n")
         (tmp_path / "home" / ".wakatime.cfg").write_text(f"[settings]\napi_key = {waka.api_key}\n")
@@ -119,7 +121,7 @@ def test_a_key_written_to_wakatime_cfg_resumes_a_watcher_only_daemon(
 
 
 def test_a_garbled_wakatime_cfg_is_named_with_its_line_and_nothing_is_lost(
-    tmp_path: Path, waka: FakeWakaTime
+    tmp_path: Path, waka: FakeWakaTime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = git_repo(tmp_path / "shop")
     env = agent_env(tmp_path, waka.url, api_key=None)
@@ -132,7 +134,7 @@ def test_a_garbled_wakatime_cfg_is_named_with_its_line_and_nothing_is_lost(
     # takes it names the line, and so does the daemon's status below.
     assert offline.code == 102 and len(queued(env)) == 1
 
-    with AgentProcess(env, repo) as daemon:
+    with InProcessAgent(env, repo, monkeypatch) as daemon:
         assert f"{cfg}, line 3" in status(env)["last_error"]
         assert run_cli(["--entity", str(repo / "cart.py")], env).code == 103
         assert len(waka.wait_for(2)) == 2  # the file's other lines still count: the key
@@ -140,7 +142,7 @@ def test_a_garbled_wakatime_cfg_is_named_with_its_line_and_nothing_is_lost(
 
 
 def test_a_plugins_key_goes_only_to_the_server_the_plugin_named(
-    tmp_path: Path, waka: FakeWakaTime
+    tmp_path: Path, waka: FakeWakaTime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`--api-url B --key KB`: B gets that plugin's heartbeats with KB; the daemon's own
     server neither gets them nor ever sees KB."""
@@ -149,7 +151,7 @@ def test_a_plugins_key_goes_only_to_the_server_the_plugin_named(
     env = agent_env(tmp_path, waka.url)
     with (
         FakeWakaTime(api_key="waka_plugin_key") as plugins_server,
-        AgentProcess(env, repo) as daemon,
+        InProcessAgent(env, repo, monkeypatch) as daemon,
     ):
         argv = ["--entity", str(repo / "cart.py"), "--key", "waka_plugin_key"]
         result = run_cli([*argv, "--api-url", plugins_server.url + "/"], env)
@@ -163,7 +165,7 @@ def test_a_plugins_key_goes_only_to_the_server_the_plugin_named(
 
 
 def test_the_watcher_and_plugins_honour_the_cfgs_privacy_rules(
-    tmp_path: Path, waka: FakeWakaTime
+    tmp_path: Path, waka: FakeWakaTime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One place applies them: a save the watcher sees and a plugin's heartbeat alike."""
     repo = git_repo(tmp_path / "shop", branch="secret-branch")
@@ -173,7 +175,7 @@ def test_the_watcher_and_plugins_honour_the_cfgs_privacy_rules(
     )
     (repo / "private").mkdir()
     (repo / "shown.py").write_text("b = 2\n")  # before the watcher starts: only the plugin's
-    with AgentProcess(env, repo) as daemon:
+    with InProcessAgent(env, repo, monkeypatch) as daemon:
         (repo / "private" / "diary.py").write_text("x = 1\n")
         (repo / "cart.py").write_text("a = 1\n")
         [watched] = waka.wait_for(1)
