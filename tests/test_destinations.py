@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from agentproc import AgentProcess, agent_env
+from agentproc import agent_env
 from chaos.support import (
     DAY,
     ask,
@@ -23,6 +23,7 @@ from chaos.support import (
     send,
     wait_until,
 )
+from inprocess import InProcessAgent
 from wakaserver import FakeWakaTime, Fault
 
 from agent.config import load_settings
@@ -365,7 +366,10 @@ def backoff_bound(elapsed: float) -> int:
 
 @pytest.mark.parametrize("style", ["api_urls", "destinations"])
 def test_two_servers_one_down_then_refusing_old_heartbeats(
-    tmp_path: Path, servers: tuple[FakeWakaTime, FakeWakaTime, list[bool]], style: str
+    tmp_path: Path,
+    servers: tuple[FakeWakaTime, FakeWakaTime, list[bool]],
+    style: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     a, b, b_down = servers
     env = agent_env(tmp_path, a.url, "key_for_a_0123")
@@ -387,7 +391,7 @@ def test_two_servers_one_down_then_refusing_old_heartbeats(
     later = make_heartbeats(20, now - 600, "/work/later/f")
     workdir = tmp_path / "idle"
     workdir.mkdir()
-    with AgentProcess(env, workdir) as agent:
+    with InProcessAgent(env, workdir, monkeypatch) as agent:
         down_since = time.monotonic()
         assert send(env, old + new) == 70
         a.wait_for(70)

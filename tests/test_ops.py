@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from agentproc import AGENT, AgentProcess, agent_env
+from inprocess import InProcessAgent
 from wakaserver import FakeWakaTime
 
 from agent.commands.common import LOG_FILE_BYTES, setup_logging
@@ -152,7 +153,7 @@ def test_an_unwritable_log_file_is_a_configuration_error(tmp_path: Path) -> None
 
 
 def test_history_is_pruned_at_startup_keeping_the_undelivered(
-    tmp_path: Path, waka: FakeWakaTime
+    tmp_path: Path, waka: FakeWakaTime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = agent_env(tmp_path, waka.url, HEARTBEAT_AGENT_QUEUE__HISTORY_DAYS="30")
     old = time.time() - 40 * 86400
@@ -169,7 +170,7 @@ def test_history_is_pruned_at_startup_keeping_the_undelivered(
     store.mark_delivered("default", [ids[0], ids[3]])
     store.mark_rejected("default", {ids[1]: "HTTP 400: invalid"})
     store.close()
-    with AgentProcess(env, workdir(tmp_path)) as agent:
+    with InProcessAgent(env, workdir(tmp_path), monkeypatch) as agent:
         agent.wait_for_log("forgot 1 delivered heartbeat(s) older than 30 days")
         assert agent.stop() == 0
     store = HeartbeatStore(database_of(env))
@@ -184,11 +185,13 @@ def test_history_is_pruned_at_startup_keeping_the_undelivered(
     }
 
 
-def test_a_queue_over_its_cap_is_warned_about_and_nothing_is_dropped(tmp_path: Path) -> None:
+def test_a_queue_over_its_cap_is_warned_about_and_nothing_is_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = agent_env(tmp_path, "http://127.0.0.1:9/api/v1", api_key=None)
     env["HEARTBEAT_AGENT_QUEUE__MAX_QUEUED"] = "1000"
     now = time.time()
-    with AgentProcess(env, workdir(tmp_path)) as agent:
+    with InProcessAgent(env, workdir(tmp_path), monkeypatch) as agent:
         send(env, [heartbeat(f"/code/f{i}.py", now - 2000 + i) for i in range(1001)])
         line = agent.wait_for_log("max_queued")
         assert "1001 undelivered" in line and "none is dropped" in line

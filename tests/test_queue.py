@@ -8,7 +8,9 @@ import json
 import time
 from pathlib import Path
 
-from agentproc import AgentProcess, agent_env
+import pytest
+from agentproc import agent_env
+from inprocess import InProcessAgent
 from test_ops import cli, cli_json, heartbeat, send, store_directly, workdir
 from wakaserver import FakeWakaTime
 
@@ -17,11 +19,13 @@ from agent.commands.queue import Progress
 OLD = 10 * 86400  # older than the server's maximum heartbeat age in these tests
 
 
-def test_rejected_heartbeats_are_listed_with_the_reason_and_retried(tmp_path: Path) -> None:
+def test_rejected_heartbeats_are_listed_with_the_reason_and_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     now = time.time()
     with FakeWakaTime(flavor="wakapi", max_age_days=7) as waka:
         env = agent_env(tmp_path, waka.url)
-        with AgentProcess(env, workdir(tmp_path)) as agent:
+        with InProcessAgent(env, workdir(tmp_path), monkeypatch) as agent:
             send(env, [heartbeat("/code/old.py", now - OLD), heartbeat("/code/new.py", now)])
             waka.wait_for(1)
             agent.wait_for_log("refused")
@@ -60,12 +64,12 @@ def test_list_shows_the_oldest_queued_first(tmp_path: Path) -> None:
     assert len(lines) == 3
 
 
-def test_flush_delivers_through_the_daemon(tmp_path: Path) -> None:
+def test_flush_delivers_through_the_daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     server = FakeWakaTime().start()
     server.fail_next(1, 503, retry_after=3600)  # a backoff no test outlives: only flush ends it
     env = agent_env(tmp_path, server.url)
     now = time.time()
-    with server, AgentProcess(env, workdir(tmp_path)) as agent:
+    with server, InProcessAgent(env, workdir(tmp_path), monkeypatch) as agent:
         send(env, [heartbeat(f"/code/f{i}.py", now - 300 + i) for i in range(120)])
         agent.wait_for_log("HTTP 503")  # now waiting out a backoff
         done = cli(env, "queue", "flush")
@@ -75,10 +79,12 @@ def test_flush_delivers_through_the_daemon(tmp_path: Path) -> None:
     assert "120 heartbeats settled" in done.stdout
 
 
-def test_flush_reports_a_destination_that_cannot_deliver(tmp_path: Path) -> None:
+def test_flush_reports_a_destination_that_cannot_deliver(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with FakeWakaTime(api_key="the_right_key") as waka:
         env = agent_env(tmp_path, waka.url, api_key="waka_wrong_key")
-        with AgentProcess(env, workdir(tmp_path)) as agent:
+        with InProcessAgent(env, workdir(tmp_path), monkeypatch) as agent:
             send(env, [heartbeat("/code/a.py", time.time())])
             agent.wait_for_log("delivery paused")
             done = cli(env, "queue", "flush")

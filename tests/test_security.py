@@ -18,6 +18,7 @@ import pytest
 import trustme
 from agentproc import AgentProcess, agent_env
 from chaos.support import ask, database_of, destination, make_heartbeats, send, socket_of
+from inprocess import InProcessAgent
 from wakaserver import FakeWakaTime
 
 from agent.config import check_api_url
@@ -139,10 +140,12 @@ def https_server(ca: trustme.CA) -> FakeWakaTime:
     return FakeWakaTime(ssl_context=context)
 
 
-def test_tls_is_verified_self_signed_refused(tmp_path: Path, workdir: Path, ca: trustme.CA) -> None:
+def test_tls_is_verified_self_signed_refused(
+    tmp_path: Path, workdir: Path, ca: trustme.CA, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with https_server(ca) as server:
         env = agent_env(tmp_path, server.url)
-        with AgentProcess(env, workdir) as agent:
+        with InProcessAgent(env, workdir, monkeypatch) as agent:
             assert send(env, make_heartbeats(2, time.time() - 60)) == 2
             line = agent.wait_for_log("cannot reach")
             assert "CERTIFICATE_VERIFY_FAILED" in line
@@ -151,12 +154,14 @@ def test_tls_is_verified_self_signed_refused(tmp_path: Path, workdir: Path, ca: 
         assert server.requests == []  # nothing got past the handshake
 
 
-def test_tls_with_a_configured_ca_bundle(tmp_path: Path, workdir: Path, ca: trustme.CA) -> None:
+def test_tls_with_a_configured_ca_bundle(
+    tmp_path: Path, workdir: Path, ca: trustme.CA, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
     with https_server(ca) as server:
         env = agent_env(tmp_path, server.url, HEARTBEAT_AGENT_API__CA_BUNDLE=str(bundle))
-        with AgentProcess(env, workdir) as agent:
+        with InProcessAgent(env, workdir, monkeypatch) as agent:
             assert send(env, make_heartbeats(2, time.time() - 60)) == 2
             server.wait_for(2)
             assert agent.stop() == 0
@@ -202,11 +207,15 @@ def redirect_to_other_host(waka: FakeWakaTime) -> Iterator[Redirector]:
 
 
 def test_a_redirect_to_another_host_is_not_followed(
-    tmp_path: Path, workdir: Path, waka: FakeWakaTime, redirect_to_other_host: Redirector
+    tmp_path: Path,
+    workdir: Path,
+    waka: FakeWakaTime,
+    redirect_to_other_host: Redirector,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     port = redirect_to_other_host.server_address[1]
     env = agent_env(tmp_path, f"http://127.0.0.1:{port}/api/v1", KEY_A)
-    with AgentProcess(env, workdir) as agent:
+    with InProcessAgent(env, workdir, monkeypatch) as agent:
         assert send(env, make_heartbeats(2, time.time() - 60)) == 2
         agent.wait_for_log("redirects to localhost")
         status = ask(env, "status")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from agentproc import AgentProcess, agent_env
+from inprocess import InProcessAgent
 from test_ops import cli, cli_json, heartbeat, send, store_directly, today_at, workdir
 from wakaserver import FakeWakaTime
 
@@ -50,10 +52,12 @@ def test_status_json_has_the_documented_keys(tmp_path: Path, waka: FakeWakaTime)
     assert default["delivered"] == 2
 
 
-def test_status_shows_a_refused_key_and_never_the_key(tmp_path: Path) -> None:
+def test_status_shows_a_refused_key_and_never_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with FakeWakaTime(api_key="the_right_key") as waka:
         env = agent_env(tmp_path, waka.url, api_key="waka_wrong_secret")
-        with AgentProcess(env, workdir(tmp_path)) as agent:
+        with InProcessAgent(env, workdir(tmp_path), monkeypatch) as agent:
             send(env, [heartbeat("/code/a.py", time.time())])
             agent.wait_for_log("delivery paused")
             human = cli(env, "status")

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from agentproc import AGENT, SHORT_HOLD, AgentProcess, agent_env, git_repo
+from agentproc import AGENT, SHORT_HOLD, agent_env, git_repo
+from inprocess import InProcessAgent
 
 from agent.pipeline.destinations import DEFAULT
 from agent.pipeline.heartbeat import Heartbeat
@@ -165,10 +166,10 @@ def test_config_show_names_oauth_when_logged_in(tmp_path: Path) -> None:
     assert "no key" not in done.stdout and "waka_tok_x" not in done.stdout
 
 
-def test_status_says_a_delivery_error_once(tmp_path: Path) -> None:
+def test_status_says_a_delivery_error_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = agent_env(tmp_path, "http://127.0.0.1:9/api/v1", **SHORT_HOLD)
     repo = git_repo(tmp_path / "repo")
-    with AgentProcess(env, repo) as agent:
+    with InProcessAgent(env, repo, monkeypatch) as agent:
         (repo / "a.py").write_text("x = 1\n")
         agent.wait_for_log("cannot reach")
         done = run(env, "status")

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from agentproc import AGENT, SHORT_HOLD, AgentProcess, agent_env, git_repo
+from agentproc import AGENT, SHORT_HOLD, agent_env, git_repo
+from inprocess import InProcessAgent
 from wakaserver import FakeWakaTime
 
 from agent.sources.watch_roots import plan_watch
@@ -97,12 +98,12 @@ def wait_until(check, timeout: float = 20.0):  # type: ignore[no-untyped-def]
 
 
 def test_agent_run_in_the_home_folder_watches_only_its_code(
-    tmp_path: Path, waka: FakeWakaTime
+    tmp_path: Path, waka: FakeWakaTime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = agent_env(tmp_path, waka.url, **SHORT_HOLD)  # no watch paths; started in $HOME
     home = Path(env["HOME"])
     app = git_repo(home / "code" / "app")
-    with AgentProcess(env, home) as agent:
+    with InProcessAgent(env, home, monkeypatch) as agent:
         report = status(env)
         (home / ".bash_history").write_text("ls\n")
         (home / "Downloads").mkdir()
@@ -123,13 +124,13 @@ def test_agent_run_in_the_home_folder_watches_only_its_code(
 
 
 def test_watch_folders_created_after_start_are_picked_up(
-    tmp_path: Path, waka: FakeWakaTime
+    tmp_path: Path, waka: FakeWakaTime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = agent_env(tmp_path, waka.url, HEARTBEAT_AGENT_WATCH__RESCAN_INTERVAL="0.1", **SHORT_HOLD)
     home = Path(env["HOME"])
     later = home / "later"
     env["HEARTBEAT_AGENT_WATCH__PATHS"] = f"{later},~"  # one plain string, two paths
-    with AgentProcess(env, tmp_path) as agent:
+    with InProcessAgent(env, tmp_path, monkeypatch) as agent:
         assert status(env)["watch_waiting"] == [str(later)]
         later.mkdir()
         repo = git_repo(home / "fresh-clone")
