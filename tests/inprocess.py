@@ -160,6 +160,13 @@ class InProcessAgent:
         self._serving.callback(logger.removeHandler, self._handler)
         logger.setLevel(logging.WARNING)  # what loading says, before logging is set up
         logger.addHandler(self._handler)
+        # What would reach agent run's stderr besides its own records: a task's exception
+        # nobody awaited (asyncio's log) and a thread's uncaught one, with their tracebacks.
+        asyncio_log = logging.getLogger("asyncio")
+        asyncio_log.addHandler(self._handler)
+        self._serving.callback(asyncio_log.removeHandler, self._handler)
+        self._excepthook = threading.excepthook
+        self.monkeypatch.setattr(threading, "excepthook", self._thread_died)
         try:
             settings = load_settings(args.config)
             logger.setLevel(logging.DEBUG if args.verbose else settings.log.level.upper())
@@ -184,6 +191,21 @@ class InProcessAgent:
             serving, self._serving = self._serving, None
             serving.close()
         return 0
+
+    def _thread_died(self, args: threading.ExceptHookArgs) -> None:
+        name = args.thread.name if args.thread is not None else "?"
+        self._handler.handle(
+            logging.LogRecord(
+                "threading",
+                logging.ERROR,
+                __file__,
+                0,
+                f"uncaught exception in thread {name}",
+                None,
+                (args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
+            )
+        )
+        self._excepthook(args)  # pytest's own hook still hears of it
 
     @property
     def log(self) -> str:
