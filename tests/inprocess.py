@@ -124,6 +124,14 @@ def heartbeat(entity: str, **fields: Any) -> dict[str, Any]:
     return {"entity": entity, "type": "file", "time": time.time(), **fields}
 
 
+_ALSO_LOGGED = {
+    "asyncio": logging.NOTSET,
+    "httpx": logging.WARNING,
+    "httpcore": logging.WARNING,
+    "watchdog": logging.WARNING,
+}
+
+
 class InProcessAgent:
     """`agent run` as tests/agentproc.AgentProcess drives it (an environment, a folder to
     start in, its log lines, `wait_for_log`, `stop`), served in this process instead: the
@@ -160,11 +168,15 @@ class InProcessAgent:
         self._serving.callback(logger.removeHandler, self._handler)
         logger.setLevel(logging.WARNING)  # what loading says, before logging is set up
         logger.addHandler(self._handler)
-        # What would reach agent run's stderr besides its own records: a task's exception
-        # nobody awaited (asyncio's log) and a thread's uncaught one, with their tracebacks.
-        asyncio_log = logging.getLogger("asyncio")
-        asyncio_log.addHandler(self._handler)
-        self._serving.callback(asyncio_log.removeHandler, self._handler)
+        # What else reaches agent run's stderr: a task's exception nobody awaited (asyncio's
+        # log), its libraries' warnings (setup_logging's levels) and a thread's uncaught
+        # exception, with their tracebacks.
+        for name, level in _ALSO_LOGGED.items():
+            other = logging.getLogger(name)
+            self._serving.callback(other.setLevel, other.level)
+            self._serving.callback(other.removeHandler, self._handler)
+            other.setLevel(level)
+            other.addHandler(self._handler)
         self._excepthook = threading.excepthook
         self.monkeypatch.setattr(threading, "excepthook", self._thread_died)
         try:
