@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from agentproc import WAKATIME_CLI, AgentProcess, agent_env
 from diskfull import fill, small_disk
+from inprocess import InProcessAgent
 from support import ask, database_of, identities, make_heartbeats, send, wait_until
 from test_chaos_storage import WriteLock
 from wakaserver import FakeWakaTime, Fault
@@ -39,7 +40,9 @@ def queued(env: dict[str, str]) -> int:
 @pytest.mark.parametrize(
     "kind", ["proxy answering 200 HTML", "redirect to a login page", "trickling server"]
 )
-def test_hostile_answers_lose_and_duplicate_nothing(tmp_path: Path, kind: str) -> None:
+def test_hostile_answers_lose_and_duplicate_nothing(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Wakapi's flavor: like the real servers it drops a copy it already has. A trickled
     # answer comes after the server took the batch, so a re-send is the only safe course.
     with FakeWakaTime(flavor="wakapi") as waka, FakeWakaTime() as login:
@@ -51,7 +54,7 @@ def test_hostile_answers_lose_and_duplicate_nothing(tmp_path: Path, kind: str) -
         workdir = tmp_path / "work"
         workdir.mkdir()
         sent = make_heartbeats(COUNT, time.time() - 3600)
-        with AgentProcess(env, workdir) as agent:
+        with InProcessAgent(env, workdir, monkeypatch) as agent:
             assert send(env, sent) == COUNT
             wait_until(lambda: len(waka.requests) >= 2, "a retry of the hostile answer")
             status = ask(env, "status")
@@ -122,14 +125,14 @@ def plant_foreign_wal(database: Path, now: float) -> None:
 
 
 def test_another_databases_wal_is_not_replayed_by_the_daemon(
-    tmp_path: Path, waka: FakeWakaTime
+    tmp_path: Path, waka: FakeWakaTime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = agent_env(tmp_path, waka.url)
     database = database_of(env)
     plant_foreign_wal(database, time.time())
     workdir = tmp_path / "work"
     workdir.mkdir()
-    with AgentProcess(env, workdir) as agent:
+    with InProcessAgent(env, workdir, monkeypatch) as agent:
         received = waka.wait_for(300)
         wait_until(lambda: queued(env) == 0, "the queue to drain")
         status = ask(env, "status")

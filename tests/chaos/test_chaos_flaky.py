@@ -17,7 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from agentproc import AgentProcess, agent_env
+from agentproc import agent_env
+from inprocess import InProcessAgent
 from support import ask, identities, make_heartbeats, send, wait_until
 from wakaserver import FakeWakaTime, Fault
 
@@ -144,7 +145,7 @@ def test_flaky_server_with_the_delivery_loop_thread(store: HeartbeatStore) -> No
     assert len(requests) == count // 25 + failures
 
 
-def test_daemon_rides_out_a_flaky_server(tmp_path: Path) -> None:
+def test_daemon_rides_out_a_flaky_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real daemon with its real backoff (kept to two failures, ~3 s): a 503, a 429
     with Retry-After: 1, then slow answers; 60 heartbeats, all delivered once."""
     faults = [Fault.fail(503), Fault.fail(429, retry_after=1)]
@@ -154,7 +155,7 @@ def test_daemon_rides_out_a_flaky_server(tmp_path: Path) -> None:
         workdir = tmp_path / "work"
         workdir.mkdir()
         heartbeats = make_heartbeats(60, time.time() - 3600)
-        with AgentProcess(env, workdir) as agent:
+        with InProcessAgent(env, workdir, monkeypatch) as agent:
             assert send(env, heartbeats) == 60
             server.wait_for(60, timeout=30)
             wait_until(lambda: ask(env, "status")["queued"] == 0, "the queue to drain")
