@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from agentproc import AgentProcess, agent_env
+from inprocess import InProcessAgent
 from support import ask, database_of, identities, make_heartbeats, send, socket_of, wait_until
 from wakaserver import FakeWakaTime
 
@@ -99,14 +100,16 @@ def test_a_damaged_database_is_moved_aside_and_a_fresh_one_started(
     assert str(path) in line and str(aside) in line
 
 
-def test_daemon_reports_a_database_reset(tmp_path: Path, waka: FakeWakaTime) -> None:
+def test_daemon_reports_a_database_reset(
+    tmp_path: Path, waka: FakeWakaTime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = agent_env(tmp_path, waka.url)
     database = database_of(env)
     database.parent.mkdir(parents=True)
     database.write_bytes(b"\x00garbage" * 1000)
     workdir = tmp_path / "work"
     workdir.mkdir()
-    with AgentProcess(env, workdir) as agent:
+    with InProcessAgent(env, workdir, monkeypatch) as agent:
         status = ask(env, "status")
         assert status["database_reset"] and Path(status["database_reset"]).exists()
         assert send(env, make_heartbeats(3, time.time() - 60)) == 3
