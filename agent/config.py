@@ -7,6 +7,7 @@ user's `~/.wakatime.cfg`, so a WakaTime user needs no setup at all.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -371,7 +372,30 @@ def wakatime_fallback() -> dict[str, Any]:
         api["url"] = url
     if hostname := wakatime_cfg.setting(cfg, "settings", "hostname"):
         api["hostname"] = hostname
+    api.update(_wakatime_network(cfg))
     return {"api": api} if api else {}
+
+
+# Proxies httpx can use; wakatime-cli also takes NTLM's `domain\\user:pass`, which it cannot.
+_PROXY_SCHEMES = ("http://", "https://")
+_TIMEOUT_MAX = 600.0  # [api] timeout's bound; wakatime-cli sets none
+
+
+def _wakatime_network(cfg: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """`proxy`, `ssl_certs_file` and `timeout` of ~/.wakatime.cfg's [settings], where
+    they can be used: wakatime-cli ignores a timeout that is not a whole number, so does
+    this; a CA file that does not exist, or a proxy httpx cannot speak, is left out (the
+    system's CAs and the environment's proxy apply) rather than stopping delivery."""
+    found: dict[str, Any] = {}
+    if (proxy := wakatime_cfg.setting(cfg, "settings", "proxy")).startswith(_PROXY_SCHEMES):
+        found["proxy"] = proxy
+    certs = wakatime_cfg.setting(cfg, "settings", "ssl_certs_file")
+    if certs and os.path.isfile(path := os.path.expanduser(certs)):
+        found["ca_bundle"] = Path(path)
+    with contextlib.suppress(ValueError):
+        if (seconds := int(wakatime_cfg.setting(cfg, "settings", "timeout"))) > 0:
+            found["timeout"] = min(float(seconds), _TIMEOUT_MAX)
+    return found
 
 
 def load_settings(config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:

@@ -99,6 +99,44 @@ def test_own_settings_beat_wakatime_cfg(home: Path, monkeypatch: pytest.MonkeyPa
     assert load_settings().api.url == "https://new.example/api"
 
 
+def test_wakatime_cfg_proxy_certs_and_timeout_reach_delivery(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A WakaTime user behind a proxy, with a company CA, needs no setup either."""
+    (home / "certs").mkdir()
+    (home / "certs" / "company.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    write(
+        home / ".wakatime.cfg",
+        "[settings]\napi_key = k\nproxy = http://me:secret@proxy.corp:3128\n"
+        "ssl_certs_file = ~/certs/company.pem\ntimeout = 45\n",
+    )
+    api = load_settings().api
+    assert (api.proxy, api.ca_bundle, api.timeout) == (
+        "http://me:secret@proxy.corp:3128",
+        home / "certs" / "company.pem",
+        45.0,
+    )
+    write(home / ".config/heartbeat-agent/config.toml", "[api]\ntimeout = 10\n")
+    monkeypatch.setenv("HEARTBEAT_AGENT_API__PROXY", "http://other:8080")
+    api = load_settings().api
+    assert (api.proxy, api.timeout) == ("http://other:8080", 10.0)  # own settings first
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        "proxy = corp\\\\me:secret\nssl_certs_file = ~/missing.pem\ntimeout = soon\n",
+        "proxy = \nssl_certs_file = \ntimeout = 0\n",
+    ],
+)
+def test_wakatime_cfg_network_values_that_cannot_serve_are_left_out(home: Path, lines: str) -> None:
+    """An NTLM proxy httpx cannot speak, a CA file that is not there, a timeout that is not
+    a whole number (wakatime-cli ignores that one too): the defaults apply, delivery runs."""
+    write(home / ".wakatime.cfg", "[settings]\napi_key = k\n" + lines)
+    api = load_settings().api
+    assert (api.proxy, api.ca_bundle, api.timeout) == (None, None, 30.0)
+
+
 def test_vault_command_from_wakatime_cfg(home: Path) -> None:
     write(home / ".wakatime.cfg", "[settings]\napi_key_vault_cmd = pass show waka\n")
     settings = load_settings()
