@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from agent.config import KEY_SOURCES
 from agent.delivery.sender import retry_after_seconds
+from agent.delivery.transport import tls_verification
 from agent.pipeline.useragent import machine_name, request_headers
 from agent.redact import redact_url
 
@@ -367,7 +368,7 @@ def http_client(settings: Settings) -> httpx.Client:
     api = settings.api
     return httpx.Client(
         timeout=api.timeout,
-        verify=str(api.ca_bundle) if api.ca_bundle else True,
+        verify=tls_verification(api.ca_bundle),
         proxy=api.proxy,
         follow_redirects=True,
     )

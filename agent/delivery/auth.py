@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import secrets
+import ssl
 import tempfile
 import threading
 import time
@@ -31,6 +32,7 @@ import httpx
 
 from agent.config import ConfigError, Settings, check_api_url
 from agent.delivery.sender import basic_authorization
+from agent.delivery.transport import tls_verification
 from agent.wakatime_cli.private_files import open_locked
 
 log = logging.getLogger(__name__)
@@ -196,7 +198,7 @@ class OAuthClient:
     token_url: str
     scopes: tuple[str, ...]
     timeout: float = 30.0
-    verify: str | bool = True
+    verify: ssl.SSLContext | bool = True
     proxy: str | None = None
     clock: Callable[[], float] = time.time
 
@@ -227,7 +229,7 @@ class OAuthClient:
             token_url=urls["token_url"],
             scopes=scopes,
             timeout=api.timeout,
-            verify=str(api.ca_bundle) if api.ca_bundle else True,
+            verify=tls_verification(api.ca_bundle),
             proxy=api.proxy,
             clock=clock,
         )

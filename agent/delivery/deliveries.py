@@ -19,7 +19,7 @@ from agent.delivery.sender import (
     basic_authorization,
     display_url,
 )
-from agent.delivery.transport import DeliveryClient
+from agent.delivery.transport import DeliveryClient, tls_verification
 from agent.pipeline.destinations import DEFAULT, PLUGIN_PREFIX, Destination, KeySource
 from agent.pipeline.store import HeartbeatStore
 from agent.pipeline.useragent import machine_name
@@ -46,7 +46,7 @@ def build_sender(
     client = DeliveryClient(
         REQUEST_DEADLINE_FACTOR * api.timeout,
         timeout=api.timeout,
-        verify=str(api.ca_bundle) if api.ca_bundle else True,
+        verify=tls_verification(api.ca_bundle),
         proxy=api.proxy,
         headers={"Accept": "application/json"},
     )

@@ -13,6 +13,7 @@ import contextlib
 import ssl
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpcore
@@ -113,3 +114,11 @@ class DeliveryClient(httpx.Client):
     def send(self, request: httpx.Request, **options: Any) -> httpx.Response:
         with self._bounded():
             return super().send(request, **options)
+
+
+def tls_verification(ca_bundle: Path | None) -> ssl.SSLContext | bool:
+    """What httpx verifies servers with: the system's CAs, or those of `[api] ca_bundle` (a
+    context, as httpx wants it: a path string is deprecated there)."""
+    if ca_bundle is None:
+        return True
+    return ssl.create_default_context(cafile=str(ca_bundle))
