@@ -13,6 +13,7 @@ from test_auth import Clock, login, settings_for
 from test_login import agent_env, run_agent
 from wakaserver import FakeWakaTime, Fault, RecordedRequest
 
+from agent.config import ApiSettings, Settings
 from agent.delivery.api import (
     NO_CREDENTIALS,
     STATS_RETRY_DELAYS,
@@ -20,6 +21,7 @@ from agent.delivery.api import (
     Stats,
     StatsPending,
     WakaTimeApi,
+    http_client,
 )
 from agent.delivery.sender import basic_authorization
 
@@ -213,6 +215,23 @@ def test_an_unreachable_server_is_named() -> None:
     api = WakaTimeApi(f"http://127.0.0.1:{port}/api/v1", lambda: basic_authorization(KEY))
     with api, pytest.raises(ApiError, match=rf"cannot reach http://127.0.0.1:{port}/api/v1"):
         api.projects()
+
+
+def test_a_trickling_answer_is_cut_off_at_the_request_deadline(
+    waka: FakeWakaTime, tmp_path: Path
+) -> None:
+    """`agent today` and `agent stats` read with the delivery's client: each byte quick (0.2 s,
+    under the 0.5 s read timeout), the whole answer a minute, the request's deadline (twice
+    the timeout) ends it."""
+    settings = Settings(api=ApiSettings(url=waka.url, timeout=0.5))
+    waka.trickle_next(1, 0.2)
+    started = time.monotonic()
+    api = WakaTimeApi(waka.url, lambda: basic_authorization(KEY), client=http_client(settings))
+    with api:
+        with pytest.raises(ApiError, match=r"cannot reach .*Timeout"):
+            api.current_user()
+        assert time.monotonic() - started < 10  # far less than the trickle's minute
+        assert api.current_user().id  # the next request has a deadline of its own
 
 
 # ----- `agent stats` -----

@@ -13,7 +13,7 @@ from test_sender import make_sender, queue
 from wakaserver import FakeWakaTime
 
 from agent.delivery.sender import Step
-from agent.delivery.transport import DeliveryClient
+from agent.delivery.transport import DeadlineClient
 from agent.pipeline.store import HeartbeatStore
 
 LOGIN_PAGE = b"<!DOCTYPE html><html><body><form>Sign in</form></body></html>"
@@ -68,7 +68,7 @@ def test_a_redirect_is_not_followed_and_names_only_the_host(
     with FakeWakaTime() as elsewhere:
         store.destination_id("default", waka.url)
         sender = make_sender(store, waka)
-        sender.client = DeliveryClient(10.0, timeout=5)
+        sender.client = DeadlineClient(10.0, timeout=5)
         queue(store, 3)
         location = f"http://user:secret@127.0.0.1:{elsewhere.port}/login?api_key=waka_leak"
         waka.raw_next(1, status, b"", Location=location)
@@ -86,7 +86,7 @@ def test_a_trickling_answer_is_cut_off_at_the_request_deadline(
     sender = make_sender(store, waka)
     # Every read is quick (a byte every 0.2 s, far under the 5 s read timeout), but the whole
     # answer would take a minute: the deadline of 1 s ends it.
-    sender.client = DeliveryClient(1.0, timeout=5)
+    sender.client = DeadlineClient(1.0, timeout=5)
     queue(store, 2)
     waka.trickle_next(1, 0.2)
     started = time.monotonic()

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from agent.config import KEY_SOURCES
 from agent.delivery.sender import retry_after_seconds
-from agent.delivery.transport import tls_verification
+from agent.delivery.transport import DeadlineClient, server_client
 from agent.pipeline.useragent import machine_name, request_headers
 from agent.redact import redact_url
 
@@ -204,7 +204,7 @@ class WakaTimeApi:
         self.url = url.rstrip("/")
         self._authorization = authorization
         self._refresh = refresh
-        self._client = client or httpx.Client(timeout=30.0, follow_redirects=True)
+        self._client = client or DeadlineClient(60.0, follow_redirects=True, timeout=30.0)
         self._hostname = machine_name(hostname)
         self._sleep = sleep
         self._clock = clock
@@ -364,14 +364,8 @@ class WakaTimeApi:
 
 
 def http_client(settings: Settings) -> httpx.Client:
-    """A client with the configured timeout, proxy and CA bundle."""
-    api = settings.api
-    return httpx.Client(
-        timeout=api.timeout,
-        verify=tls_verification(api.ca_bundle),
-        proxy=api.proxy,
-        follow_redirects=True,
-    )
+    """A client for reading from the default server: each request within a deadline."""
+    return server_client(settings.api, follow_redirects=True)
 
 
 def _data(body: Any) -> Any:

@@ -19,17 +19,12 @@ from agent.delivery.sender import (
     basic_authorization,
     display_url,
 )
-from agent.delivery.transport import DeliveryClient, tls_verification
+from agent.delivery.transport import server_client
 from agent.pipeline.destinations import DEFAULT, PLUGIN_PREFIX, Destination, KeySource
 from agent.pipeline.store import HeartbeatStore
 from agent.pipeline.useragent import machine_name
 
 log = logging.getLogger(__name__)
-
-# A delivery request must be done within this many times [api] timeout, however slowly
-# the server trickles its answer.
-REQUEST_DEADLINE_FACTOR = 2
-
 
 def build_sender(
     settings: Settings,
@@ -43,13 +38,7 @@ def build_sender(
     api = settings.api
     store = HeartbeatStore(settings.database_path())
     store.destination_id(destination.name, display_url(destination.url))
-    client = DeliveryClient(
-        REQUEST_DEADLINE_FACTOR * api.timeout,
-        timeout=api.timeout,
-        verify=tls_verification(api.ca_bundle),
-        proxy=api.proxy,
-        headers={"Accept": "application/json"},
-    )
+    client = server_client(api)
     key = KeySource(destination, plugin_key if destination.name == DEFAULT else None)
     if destination.name == DEFAULT:
         # OAuth tokens when logged in (`agent login`), else the API key.

@@ -1,5 +1,5 @@
-"""The HTTP client that delivers heartbeats: redirects are never followed, and each request
-has a deadline for the whole exchange, not only for each read.
+"""The HTTP client that talks to the servers: each request has a deadline for the whole
+exchange, not only for each read, and delivery follows no redirect.
 
 httpx's timeouts bound every single read and write; a server that trickles its answer a
 byte at a time never trips them and holds the delivery for ever. Here every socket
@@ -14,10 +14,13 @@ import ssl
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpcore
 import httpx
+
+if TYPE_CHECKING:
+    from agent.config import ApiSettings
 
 
 class DeadlineBackend(httpcore.NetworkBackend):
@@ -86,12 +89,12 @@ class DeadlineStream(httpcore.NetworkStream):
         return self.inner.get_extra_info(info)
 
 
-class DeliveryClient(httpx.Client):
-    """An httpx.Client that follows no redirect and bounds each whole request by
-    `deadline` seconds."""
+class DeadlineClient(httpx.Client):
+    """An httpx.Client that bounds each whole request by `deadline` seconds (and, unless
+    told, follows no redirect)."""
 
-    def __init__(self, deadline: float, **options: Any) -> None:
-        super().__init__(follow_redirects=False, **options)
+    def __init__(self, deadline: float, *, follow_redirects: bool = False, **options: Any):
+        super().__init__(follow_redirects=follow_redirects, **options)
         self.deadline = deadline
         self.backend: DeadlineBackend | None = None
         for transport in (self._transport, *self._mounts.values()):  # proxies from env too
@@ -114,6 +117,26 @@ class DeliveryClient(httpx.Client):
     def send(self, request: httpx.Request, **options: Any) -> httpx.Response:
         with self._bounded():
             return super().send(request, **options)
+
+
+# A request must be done within this many times [api] timeout, however slowly the server
+# trickles its answer.
+REQUEST_DEADLINE_FACTOR = 2
+
+
+def server_client(api: ApiSettings, *, follow_redirects: bool = False) -> DeadlineClient:
+    """A client for the configured servers: [api] timeout (and twice it for a whole
+    request), proxy and CA bundle. Delivery follows no redirect (a heartbeat must reach the
+    URL configured, not wherever a login page sends it); reads (`today`, `stats`, `login`)
+    may, httpx dropping the credentials when one leaves the site."""
+    return DeadlineClient(
+        REQUEST_DEADLINE_FACTOR * api.timeout,
+        follow_redirects=follow_redirects,
+        timeout=api.timeout,
+        verify=tls_verification(api.ca_bundle),
+        proxy=api.proxy,
+        headers={"Accept": "application/json"},
+    )
 
 
 def tls_verification(ca_bundle: Path | None) -> ssl.SSLContext | bool:
