@@ -156,10 +156,10 @@ class Daemon:
         await self.ipc.start()
         await self.activity.start()
         await asyncio.to_thread(self._start_ai)
-        every = self.tasks.every
-        every(RETENTION_INTERVAL, _in_thread(self.upkeep.prune_history), "pruning", now=True)
-        every(OFFLINE_CHECK_INTERVAL, _in_thread(self.offline.adopt), "adopting", now=False)
-        every(WAKATIME_CFG_POLL, self._wakatime_cfg_due, "~/.wakatime.cfg", now=True)
+        prune, adopt = _in_thread(self.upkeep.prune_history), _in_thread(self.offline.adopt)
+        self.tasks.every(RETENTION_INTERVAL, prune, "pruning the history", now=True)
+        self.tasks.every(OFFLINE_CHECK_INTERVAL, adopt, "completing offline requests", now=False)
+        self.tasks.every(WAKATIME_CFG_POLL, self._wakatime_cfg_due, "the cfg check", now=True)
         self.tasks.in_thread(self.upkeep.check_queue_size, "the queue size check")
 
     async def shutdown(self) -> None:
@@ -263,7 +263,7 @@ class Daemon:
         writes the key it asked its user for."""
         trouble = self.deliveries.trouble()
         if trouble == "paused":
-            self.tasks.spawn(self._wakatime_cfg_due(), "~/.wakatime.cfg")
+            self.tasks.spawn(self._wakatime_cfg_due(), "the cfg check")
         return trouble
 
     def _take_plugin_key_threadsafe(self, key: str) -> None:
