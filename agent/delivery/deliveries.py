@@ -26,6 +26,7 @@ from agent.pipeline.useragent import machine_name
 
 log = logging.getLogger(__name__)
 
+
 def build_sender(
     settings: Settings,
     destination: Destination,
