@@ -9,7 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_auth import Clock, login, settings_for
+from moved_clock import Clock
+from test_auth import login, settings_for
 from test_login import agent_env, run_agent
 from wakaserver import FakeWakaTime, Fault, RecordedRequest
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from moved_clock import Clock
 from wakaserver import FakeWakaTime, Fault
 
 from agent.config import (
@@ -43,19 +44,6 @@ KEY = "waka_test_key"
 CLIENT_ID = "test_client_id"
 CLIENT_SECRET = "test_client_secret"
 EXPIRES_IN = 3600
-
-
-class Clock:
-    """The one clock the agent and the fake server read; tests move it."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

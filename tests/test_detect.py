@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import require_tools
+from moved_clock import Clock
 
 from agent.pipeline.detect import (
     DetectionKey,
@@ -45,16 +46,6 @@ def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
     git(path, "add", "-A")
     git(path, "commit", "-q", "-m", "initial")
     return path
-
-
-class Clock:
-    """Injected time for cache expiry."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # --- git ---------------------------------------------------------------------------------
@@ -352,7 +343,7 @@ def test_explicit_language_drives_dependency_parsing(tmp_path: Path) -> None:
 def test_folder_cache_expires_on_the_injected_clock(tmp_path: Path) -> None:
     (tmp_path / "proj").mkdir()
     (tmp_path / "proj" / "a.py").write_text("")
-    clock = Clock()
+    clock = Clock(1000.0)
     detector = Detector(clock=clock, folder_ttl=30.0)
     assert detector.detect(str(tmp_path / "proj" / "a.py")).project is None
     (tmp_path / "proj" / ".wakatime-project").write_text("Late\n")
@@ -378,7 +369,7 @@ def test_file_cache_follows_content_changes(tmp_path: Path) -> None:
 def test_recall_gives_a_detection_only_while_what_it_was_made_from_holds(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "shop")
     path = repo / "main.py"
-    clock = Clock()
+    clock = Clock(1000.0)
     detector = Detector(clock=clock, folder_ttl=30.0)
     key = DetectionKey(str(path))
     assert detector.recall(key) is None  # never detected: reading is needed

@@ -12,20 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from moved_clock import Clock
 
 from agent.config import HeartbeatSettings, QueueSettings, Settings, WatchSettings
 from agent.pipeline.heartbeat import Heartbeat
 from agent.sources.file_activity import BARRIER_PREFIX, FileActivity
 
 START = 1_700_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def settings_for(tmp_path: Path, *paths: Path, **heartbeats: Any) -> Settings:
@@ -42,7 +35,7 @@ def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 class Harness:
     def __init__(self, tmp_path: Path, *paths: Path, plugins_in_use: bool = False, **hb: Any):
-        self.clock = Clock()
+        self.clock = Clock(START)
         self.sunk: list[Heartbeat] = []
         self.activity = FileActivity(
             settings_for(tmp_path, *paths, **hb),

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from moved_clock import Clock
 from pydantic import SecretStr
 from wakaserver import FakeWakaTime
 
@@ -28,14 +29,6 @@ from agent.reports import (
 )
 
 NOON = 1_748_779_200.0  # 2025-06-01 12:00 UTC
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from moved_clock import Clock
 
 from agent.config import QueueSettings, Settings
 from agent.pipeline.heartbeat import Heartbeat
@@ -16,14 +17,6 @@ from agent.pipeline.upkeep import QUEUE_CHECK_INTERVAL, StoreUpkeep
 
 NOW = 1_800_000_000.0
 DAY = 86400.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def settings_for(tmp_path: Path, **queue: float) -> Settings:
@@ -42,7 +35,7 @@ def test_history_past_its_days_is_forgotten_and_the_undelivered_kept(tmp_path: P
     ids = add(settings, ("/c/old-sent.py", old), ("/c/old-queued.py", old + 1), ("/c/new.py", NOW))
     with HeartbeatStore(settings.database_path()) as store:
         store.mark_delivered("default", [ids[0], ids[2]])
-    upkeep = StoreUpkeep(settings, lambda: ["default"], Clock())
+    upkeep = StoreUpkeep(settings, lambda: ["default"], Clock(NOW))
 
     assert upkeep.prune_history() == 1
     assert upkeep.prune_history() == 0
@@ -55,7 +48,7 @@ def test_a_queue_over_its_cap_is_warned_of_once_and_its_return_said(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = settings_for(tmp_path, max_queued=1000)
-    clock = Clock()
+    clock = Clock(NOW)
     upkeep = StoreUpkeep(settings, lambda: ["default"], clock)
     ids = add(settings, *[(f"/c/f{i}.py", NOW - 2000 + i) for i in range(1001)])
     with caplog.at_level(logging.INFO, logger="agent.pipeline.upkeep"):
@@ -78,7 +71,7 @@ def test_a_queue_over_its_cap_is_warned_of_once_and_its_return_said(
 
 def test_a_reconfigured_cap_is_measured_at_once(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, max_queued=2000)
-    upkeep = StoreUpkeep(settings, lambda: ["default"], Clock())
+    upkeep = StoreUpkeep(settings, lambda: ["default"], Clock(NOW))
     add(settings, *[(f"/c/f{i}.py", NOW - 2000 + i) for i in range(1001)])
     upkeep.check_queue_size()
     assert not upkeep.over_max_queued
